@@ -1,0 +1,1 @@
+pytest_plugins = ["judge_eval.plugin", "fixtures.study"]

@@ -1,0 +1,112 @@
+"""``judge-eval``: report on a run, gate it, fetch the study's data.
+
+Exit status: 0 on success, 1 when a gate fails, 2 on bad input (with a message that says what
+failed and how to fix it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from judge_eval.errors import JudgeEvalError
+
+
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="run directory (at least test_qa_complete.jsonl)")
+    p.add_argument("--reference", default=None,
+                   help="reference judge name (default: the profile's, else gpt_4)")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the profile's, else 0)")
+    p.add_argument("--resamples", type=int, default=None,
+                   help="bootstrap resamples (default: the profile's, else 2000)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="judge-eval", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    report = sub.add_parser("report", help="print every judge's agreement with the reference")
+    _add_metric_options(report)
+    report.add_argument("--format", choices=("text", "json"), default="text")
+    report.add_argument("--json", dest="format", action="store_const", const="json",
+                        help="alias of --format json")
+
+    gate = sub.add_parser("gate", help="check a run against a profile's release thresholds")
+    _add_metric_options(gate)
+    gate.add_argument("--profile", default="study", help="profile name (default: study)")
+    gate.add_argument("--config", type=Path, default=None,
+                      help="pyproject.toml holding the profiles (default: the nearest one above the "
+                           "current folder)")
+
+    fetch = sub.add_parser("fetch-study", help="download the published study's run files and verify "
+                           "their sha256")
+    fetch.add_argument("dest", type=Path)
+    fetch.add_argument("--base-url", default=None, help="where the four files are (default: the study's "
+                       "repository at its pinned commit)")
+    return parser
+
+
+def _metrics(args: argparse.Namespace, reference: str, seed: int, resamples: int):
+    from judge_eval.metrics import run_metrics
+    from judge_eval.store import read_run
+
+    run = read_run(args.run_dir, require=("test",))
+    return run_metrics(run.test, reference, seed=seed, resamples=resamples)
+
+
+def _profile(args: argparse.Namespace):
+    from judge_eval.config import find_pyproject, load_profile
+    from judge_eval.errors import ConfigError
+
+    config = args.config or find_pyproject()
+    if config is None:
+        raise ConfigError("no pyproject.toml with [tool.judge_eval.profiles] at or above the current "
+                          "folder; pass --config PATH")
+    return load_profile(args.profile, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            from judge_eval.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+            from judge_eval.report import render
+
+            metrics = _metrics(args, args.reference or DEFAULT_REFERENCE,
+                               DEFAULT_SEED if args.seed is None else args.seed,
+                               DEFAULT_RESAMPLES if args.resamples is None else args.resamples)
+            sys.stdout.write(render(metrics, args.format))
+            return 0
+        if args.command == "gate":
+            from judge_eval.gates import check_run
+            from judge_eval.report import render
+
+            profile = _profile(args)
+            metrics = _metrics(args, args.reference or profile.reference,
+                               profile.bootstrap_seed if args.seed is None else args.seed,
+                               profile.bootstrap_resamples if args.resamples is None else args.resamples)
+            sys.stdout.write(render(metrics, "text"))
+            failures = check_run(metrics, profile, run_dir=args.run_dir)
+            print()
+            for failure in failures:
+                print(failure.message)
+            gated = ", ".join(profile.gated)
+            print(f"{'FAIL' if failures else 'PASS'}: profile {profile.name}, gated judge(s) {gated}, "
+                  f"{len(failures)} gate failure(s)")
+            return 1 if failures else 0
+        if args.command == "fetch-study":
+            from judge_eval.fetch import STUDY_BASE_URL, fetch_study
+
+            dest = fetch_study(args.dest, base_url=args.base_url or STUDY_BASE_URL)
+            print(f"fetched the study's four files into {dest} (sha256 verified)")
+            return 0
+    except JudgeEvalError as exc:
+        print(f"judge-eval: error: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse makes this unreachable
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The pytest plugin: options (each with an ini twin), the report header, parametrisation of the
+release gates over a profile's gated judges, and the metrics table as a terminal summary.
+
+Precedence of every setting: command line, then environment variable (where one exists), then
+the ini key, then the profile / built-in default. Bad values raise ``pytest.UsageError`` listing
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from judge_eval.errors import ConfigError
+
+STUDY_DIR_ENV = "JUDGE_EVAL_STUDY_DIR"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile_name: str
+    study_dir: Path
+    study_dir_from: str  # where the value came from, for the report header
+    pyproject: Path
+
+
+@dataclass
+class Reported:
+    """A run whose metrics the session computed; printed in the terminal summary."""
+
+    title: str
+    text: str
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+REPORTS_KEY = pytest.StashKey[list[Reported]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("judge_eval", "LLM judge regression gates")
+    group.addoption("--judge-profile", default=None,
+                    help="profile from [tool.judge_eval.profiles.NAME] (ini: judge_eval_profile; "
+                         "default: study)")
+    parser.addini("judge_eval_profile", "default profile name", default="study")
+    group.addoption("--study-dir", default=None,
+                    help=f"folder with the published study's run files (env: {STUDY_DIR_ENV}; ini: "
+                         "judge_eval_study_dir; default: the study profile's `data`, ../shared/seed_run)")
+    parser.addini("judge_eval_study_dir", "folder with the published study's run files", default="")
+
+
+def _settings(config: pytest.Config) -> Settings:
+    from judge_eval.config import load_profiles
+
+    pyproject = config.rootpath / "pyproject.toml"
+    try:
+        profiles = load_profiles(pyproject)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    name = config.getoption("--judge-profile") or config.getini("judge_eval_profile")
+    if name not in profiles:
+        raise pytest.UsageError(f"--judge-profile: unknown profile {name!r}; known profiles: "
+                                f"{', '.join(sorted(profiles)) or 'none'} (from {pyproject})")
+    if config.getoption("--study-dir"):
+        study_dir, origin = Path(config.getoption("--study-dir")), "--study-dir"
+    elif os.environ.get(STUDY_DIR_ENV):
+        study_dir, origin = Path(os.environ[STUDY_DIR_ENV]), STUDY_DIR_ENV
+    elif config.getini("judge_eval_study_dir"):
+        study_dir, origin = config.rootpath / config.getini("judge_eval_study_dir"), "ini judge_eval_study_dir"
+    else:
+        study = profiles.get("study")
+        default = study.data if study and study.data else config.rootpath / "../shared/seed_run"
+        study_dir, origin = default, "profile study `data`"
+    return Settings(profile_name=name, study_dir=study_dir.resolve(), study_dir_from=origin,
+                    pyproject=pyproject)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SETTINGS_KEY] = _settings(config)
+    config.stash[REPORTS_KEY] = []
+
+
+def settings(config: pytest.Config) -> Settings:
+    return config.stash[SETTINGS_KEY]
+
+
+def add_report(config: pytest.Config, title: str, text: str) -> None:
+    """Show ``text`` under ``title`` in the session's terminal summary."""
+    config.stash[REPORTS_KEY].append(Reported(title, text))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = settings(config)
+    return [f"judge_eval: profile {s.profile_name}; study data {s.study_dir} (from {s.study_dir_from})"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``gated_judge``: one test per judge the study profile gates."""
+    if "gated_judge" in metafunc.fixturenames:
+        from judge_eval.config import load_profile
+
+        profile = load_profile("study", settings(metafunc.config).pyproject)
+        metafunc.parametrize("gated_judge", profile.gated)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    for report in config.stash.get(REPORTS_KEY, []):
+        terminalreporter.write_sep("=", f"judge_eval: {report.title}")
+        terminalreporter.write(report.text)
