@@ -1,0 +1,89 @@
+"""Profiles and gates: validation errors and failure messages."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from judge_eval.config import Thresholds, load_profile, load_profiles
+from judge_eval.errors import ConfigError, JudgeEvalError
+from judge_eval.gates import check_comparison, check_run
+from judge_eval.metrics import compare, run_metrics
+from judge_eval.records import Answer, QAItem, Verdict, item_id
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_profile(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f"[tool.judge_eval.profiles.p]\ngated = [\"cand\"]\n{body}\n")
+    return path
+
+
+def test_the_project_profiles_load() -> None:
+    profiles = load_profiles(ROOT / "pyproject.toml")
+    study = profiles["study"]
+    assert study.reference == "gpt_4" and study.gated == ("ft_gpt_3p5",) and study.frame == "corrected"
+    assert study.data == (ROOT / "../shared/seed_run").resolve()
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'nope'.*known profiles: study"):
+        load_profile("nope", ROOT / "pyproject.toml")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[tool.judge_eval.profiles.p.thresholds]\nmin_agreement = 1.5",
+     r"min_agreement = 1.5 is out of range; it must be a number from 0.0 to 1.0"),
+    ("[tool.judge_eval.profiles.p.thresholds]\nmax_parse_failures = -1",
+     r"max_parse_failures = -1 is out of range; it must be a whole number >= 0"),
+    ("[tool.judge_eval.profiles.p.thresholds]\nmax_errors = 0.5",
+     r"max_errors = 0.5 is out of range"),
+    ("[tool.judge_eval.profiles.p.thresholds]\nmin_agreemnt = 0.5",
+     r"unknown threshold\(s\) min_agreemnt; known: min_agreement"),
+    ("frame = \"sideways\"", r"frame = 'sideways'; it must be one of study, corrected"),
+    ("colour = 1", r"unknown key\(s\) colour"),
+    ("bootstrap_resamples = 0", r"bootstrap_resamples = 0; it must be a whole number >= 1"),
+])
+def test_bad_profile_values_are_named(tmp_path: Path, body: str, message: str) -> None:
+    path = write_profile(tmp_path, body)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_profiles(path)
+    assert str(path) in str(info.value)
+
+
+def test_broken_toml_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_profiles(tmp_path / "pyproject.toml")
+
+
+def items(scores: list[tuple[float, float]]) -> list[QAItem]:
+    return [QAItem(id=item_id("test", str(n)), split="test", question=str(n),
+                   answers=(Answer("a", "1"), Answer("b", "22")), source="",
+                   evaluations=(Verdict("ref", r, "", "original"),
+                                Verdict("cand", c, "", "original" if c is not None else "error")))
+            for n, (r, c) in enumerate(scores)]
+
+
+def test_undefined_metric_fails_its_gate_with_the_reason() -> None:
+    c = compare(items([(1.0, 1.0), (1.0, 0.0)]), "cand", "ref")
+    (failure,) = check_comparison(c, Thresholds(min_correlation=0.5), run_dir="RUN", profile="p")
+    assert failure.metric == "correlation"
+    assert "measured undefined [undefined: the reference's scores are constant" in failure.message
+    assert "allowed >= 0.5" in failure.message and "run RUN" in failure.message
+
+
+def test_errors_and_parse_failures_have_their_own_gates() -> None:
+    c = compare(items([(1.0, 1.0), (1.0, None)]), "cand", "ref")
+    failures = check_comparison(c, Thresholds(max_errors=0, max_parse_failures=0), run_dir="R", profile="p")
+    assert [(f.metric, f.measured) for f in failures] == [("errors", "1")]
+
+
+def test_a_gated_judge_missing_from_the_run_is_a_clear_error(tmp_path: Path) -> None:
+    profile = dataclasses.replace(load_profile("p", write_profile(tmp_path, "")), gated=("ghost",))
+    metrics = run_metrics(items([(1.0, 1.0)]), "ref")
+    with pytest.raises(JudgeEvalError, match="gates judge 'ghost', but the run R has no verdicts by it"):
+        check_run(metrics, profile, run_dir="R")

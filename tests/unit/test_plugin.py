@@ -1,0 +1,80 @@
+"""The pytest plugin's options, their ini/env twins, skips and the terminal summary (pytester)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sklearn.metrics  # noqa: F401  # imported here so pytester's in-process runs keep it loaded
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytest_plugins = ["pytester"]
+
+TEST = """
+def test_uses_study(study_metrics):
+    assert study_metrics.reference == "gpt_4"
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A copy of this project's configuration in a fresh folder (no study data beside it)."""
+    pytester.makepyprojecttoml((ROOT / "pyproject.toml").read_text())
+    pytester.makeconftest('pytest_plugins = ["judge_eval.plugin", "fixtures.study"]')
+    pytester.makepyfile(**{"tests/test_study": TEST})
+    return pytester
+
+
+def test_missing_study_data_skips_with_the_fetch_command(project: pytest.Pytester, monkeypatch) -> None:
+    monkeypatch.delenv("JUDGE_EVAL_STUDY_DIR", raising=False)
+    result = project.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*the study's data is not at*; get it with: judge-eval fetch-study*"])
+
+
+def test_study_dir_option_env_and_ini_in_that_order(project: pytest.Pytester, study_dir: Path,
+                                                    monkeypatch) -> None:
+    monkeypatch.setenv("JUDGE_EVAL_STUDY_DIR", str(project.path / "nowhere-env"))
+    result = project.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*judge_eval: profile study; study data *nowhere-env (from JUDGE_EVAL_STUDY_DIR)*"])
+
+    result = project.runpytest("-p", "no:cacheprovider", f"--study-dir={study_dir}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*study data {study_dir} (from --study-dir)*"])
+
+    monkeypatch.delenv("JUDGE_EVAL_STUDY_DIR")
+    result = project.runpytest("-p", "no:cacheprovider", "-o", f"judge_eval_study_dir={study_dir}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*(from ini judge_eval_study_dir)*"])
+
+
+def test_terminal_summary_prints_the_table(project: pytest.Pytester, study_dir: Path) -> None:
+    result = project.runpytest("-p", "no:cacheprovider", f"--study-dir={study_dir}")
+    result.stdout.fnmatch_lines([
+        "*= judge_eval: study run*",
+        "profile study; gated: ft_gpt_3p5 (corrected frame)",
+        "*== study frame*",
+        "ft_gpt_3p5",
+        "-----------------",
+        "Number of inconclusives: 15",
+        "Number of agreements with gpt_4: 41 out of 47",
+        "Agreement rate: 0.8723404255319149",
+        "Correlation: 0.765365523658036",
+        "Jaccard: 0.773126734505088",
+    ])
+
+
+def test_unknown_profile_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = project.runpytest("-p", "no:cacheprovider", "--judge-profile=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--judge-profile: unknown profile 'nope'; known profiles: study*"])
+
+
+def test_bad_thresholds_are_a_usage_error(project: pytest.Pytester) -> None:
+    text = (ROOT / "pyproject.toml").read_text().replace("min_agreement = 0.85", "min_agreement = 85")
+    project.makepyprojecttoml(text)
+    result = project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*min_agreement = 85 is out of range*"])
