@@ -14,32 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from llama_index.core.evaluation import PairwiseComparisonEvaluator
-from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
-from llama_index.core.llms.callbacks import llm_completion_callback
 
 from judge_eval.judging import resolve_orders
+from tests.scripted import ScriptedLLM
 
 OUTCOMES = ["A", "B", "C", None]  # None: the output has no verdict
-
-
-class ScriptedLLM(CustomLLM):
-    """Answers each call with the next scripted text and records the prompts it got."""
-
-    script: list[str] = []
-    prompts: list[str] = []
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="scripted")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        self.prompts.append(prompt)
-        return CompletionResponse(text=self.script.pop(0))
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any):
-        raise NotImplementedError
 
 
 def judge_text(outcome: str | None, explanation: str) -> str:
