@@ -1,0 +1,132 @@
+"""Cassettes: scrubbing, matching, body hashes, profile checks and the miss message, against a
+loopback server of our own (its answers go to tmp_path only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from judge_eval.recording import (
+    CassetteError, CassetteSpec, MissingRecordingError, body_digest, canonical_body, cassette,
+)
+from tests.loopback import start
+
+SECRET = "sk-test-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture
+def server():
+    lb, srv = start()
+    yield lb
+    srv.shutdown()
+    srv.server_close()
+
+
+def spec(tmp_path: Path, **kw) -> CassetteSpec:
+    return CassetteSpec(root=tmp_path, profile=kw.pop("profile", "local"), stage=kw.pop("stage", "teacher"),
+                        split=kw.pop("split", "test"), **kw)
+
+
+def call(base: str, payload: dict, key: str = SECRET) -> dict:
+    r = httpx.post(f"{base}/chat/completions", json=payload,
+                   headers={"Authorization": f"Bearer {key}", "api-key": key, "OpenAI-Organization": "org-x",
+                            "Cookie": "a=b"})
+    r.raise_for_status()
+    return r.json()
+
+
+def test_record_then_replay_without_the_server(tmp_path: Path, server) -> None:
+    s = spec(tmp_path)
+    with cassette(s, "all"):
+        recorded = call(server.base_url, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert len(server.requests) == 1
+    with cassette(s, "none"):
+        # Same request, another host and key order: matched on method, path and JSON content.
+        replayed = call("http://127.0.0.1:9/v1", {"messages": [{"role": "user", "content": "hi"}], "model": "m"},
+                        key="sk-other")
+    assert replayed == recorded and len(server.requests) == 1
+
+
+def test_nothing_secret_or_noisy_is_written(tmp_path: Path, server) -> None:
+    s = spec(tmp_path)
+    with cassette(s, "all"):
+        call(server.base_url, {"model": "m", "messages": []})
+    text = s.path.read_text()
+    for leaked in (SECRET, "org-x", "a=b", "secret-cookie", "org-secret", "req-1", "authorization", "Bearer"):
+        assert leaked.lower() not in text.lower()
+    data = yaml.safe_load(text)
+    (interaction,) = data["interactions"]
+    assert set(interaction["request"]["headers"]) == {"content-type"}
+    assert {h.lower() for h in interaction["response"]["headers"]} == {"content-type"}
+    assert data["metadata"] == {"profile": "local", "stage": "teacher", "split": "test"}
+
+
+def test_body_hash_cassettes_store_no_body(tmp_path: Path, server) -> None:
+    s = spec(tmp_path, body_hash=True)
+    payload = {"model": "m", "messages": [{"role": "user", "content": "third-party text"}]}
+    with cassette(s, "all"):
+        call(server.base_url, payload)
+    text = s.path.read_text()
+    assert "third-party text" not in text
+    assert body_digest(canonical_body(json.dumps(payload))) in text
+    with cassette(s, "none"):
+        call(server.base_url, payload)
+    assert len(server.requests) == 1
+    with pytest.raises(MissingRecordingError), cassette(s, "none"):
+        call(server.base_url, {**payload, "model": "other"})
+
+
+def test_a_request_with_no_recording_names_cassette_stage_and_command(tmp_path: Path, server) -> None:
+    s = spec(tmp_path, record_stage="students", stage="student-base")
+    with cassette(s, "all"):
+        call(server.base_url, {"model": "m", "messages": []})
+    with pytest.raises(MissingRecordingError) as info, cassette(s, "none"):
+        call(server.base_url, {"model": "changed", "messages": []})
+    message = str(info.value)
+    assert str(s.path) in message and "stage student-base (test)" in message
+    assert "judge-eval record --profile local --stage students" in message
+    assert len(server.requests) == 1  # replay never reached the server
+
+
+def test_a_missing_cassette_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MissingRecordingError, match="no cassette .*teacher-test.yaml.*record it with: "
+                                                    "judge-eval record --profile local --stage teacher"):
+        with cassette(spec(tmp_path), "none"):
+            pass
+
+
+@pytest.mark.parametrize("content", ["interactions: [\n  - {request: ", "{}\n", "\x00\x01 not yaml: [:\n"])
+def test_corrupt_or_truncated_cassettes_are_named(tmp_path: Path, content: str) -> None:
+    s = spec(tmp_path)
+    s.path.parent.mkdir(parents=True)
+    s.path.write_text(content)
+    with pytest.raises(CassetteError, match=f"{s.path}.*Re-record it: judge-eval record"):
+        with cassette(s, "none"):
+            pass
+
+
+def test_a_cassette_of_another_profile_is_refused(tmp_path: Path, server) -> None:
+    recorded = spec(tmp_path, profile="openai")
+    with cassette(recorded, "all"):
+        call(server.base_url, {"model": "m", "messages": []})
+    target = spec(tmp_path)
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    target.path.write_bytes(recorded.path.read_bytes())
+    with pytest.raises(CassetteError, match="recorded for .*'profile': 'openai'.*expects .*'profile': 'local'"):
+        with cassette(target, "none"):
+            pass
+
+
+def test_multipart_bodies_match_on_their_parts_not_the_boundary() -> None:
+    def body(boundary: str, content: bytes) -> bytes:
+        return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.jsonl\"\r\n\r\n"
+                .encode() + content + f"\r\n--{boundary}--\r\n".encode())
+
+    a = canonical_body(body("aaa", b"data"), "multipart/form-data; boundary=aaa")
+    b = canonical_body(body("bbb", b"data"), "multipart/form-data; boundary=bbb")
+    c = canonical_body(body("ccc", b"other"), "multipart/form-data; boundary=ccc")
+    assert a == b != c and a.startswith("multipart:")
