@@ -1,1 +1,1 @@
-pytest_plugins = ["judge_eval.plugin", "fixtures.study"]
+pytest_plugins = ["judge_eval.plugin", "fixtures.study", "fixtures.pipeline"]

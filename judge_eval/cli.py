@@ -40,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="pyproject.toml holding the profiles (default: the nearest one above the "
                            "current folder)")
 
+    rec = sub.add_parser("record", help="re-record a profile's cassettes against real servers (starts "
+                         "local llama.cpp servers for the local profile)")
+    rec.add_argument("--profile", default="local", help="profile with a pipeline (default: local)")
+    rec.add_argument("--stage", default=None, help="re-record from this stage on (default: all stages)")
+    rec.add_argument("--run-dir", type=Path, default=None, help="where the recorded run goes (default: a "
+                     "new temporary folder)")
+    rec.add_argument("--no-install", action="store_true", help="do not install the recording packages")
+    rec.add_argument("--config", type=Path, default=None, help="pyproject.toml holding the profiles")
+
     fetch = sub.add_parser("fetch-study", help="download the published study's run files and verify "
                            "their sha256")
     fetch.add_argument("dest", type=Path)
@@ -96,6 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'FAIL' if failures else 'PASS'}: profile {profile.name}, gated judge(s) {gated}, "
                   f"{len(failures)} gate failure(s)")
             return 1 if failures else 0
+        if args.command == "record":
+            import json
+
+            from judge_eval.record import record
+
+            profile = _profile(args)
+            root = profile.source.parent
+            summary = record(profile, cassette_root=root / "cassettes", run_dir=args.run_dir,
+                             stage=args.stage, install=not args.no_install, project_root=root)
+            print(json.dumps(summary, indent=2))
+            print(f"cassettes: {summary['cassettes']}\nrun directory: {summary['run_dir']}\n"
+                  f"wall time: {summary['seconds']} s")
+            return 0
         if args.command == "fetch-study":
             from judge_eval.fetch import STUDY_BASE_URL, fetch_study
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from judge_eval.errors import ConfigError
 from judge_eval.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED, FRAMES
+from judge_eval.pipeline_config import PipelineConfig, parse_pipeline
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Profile:
     bootstrap_seed: int = DEFAULT_SEED
     bootstrap_resamples: int = DEFAULT_RESAMPLES
     thresholds: Thresholds = Thresholds()
+    pipeline: PipelineConfig | None = None  # how to rebuild the run live (profiles local, openai)
+    body_hash: bool = False  # cassettes store request-body hashes (requests carry third-party text)
 
 
 def _where(path: Path, name: str, key: str | None = None) -> str:
@@ -90,6 +93,10 @@ def _parse_profile(name: str, raw: Any, path: Path) -> Profile:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
+    if "body_hash" in raw:
+        if not isinstance(raw["body_hash"], bool):
+            raise ConfigError(f"{where}: body_hash must be true or false, found {raw['body_hash']!r}")
+        kwargs["body_hash"] = raw["body_hash"]
     for key in ("description", "reference"):
         if key in raw:
             if not isinstance(raw[key], str) or not raw[key]:
@@ -116,6 +123,8 @@ def _parse_profile(name: str, raw: Any, path: Path) -> Profile:
             kwargs[key] = value
     if "thresholds" in raw:
         kwargs["thresholds"] = _parse_thresholds(raw["thresholds"], path, name)
+    if "pipeline" in raw:
+        kwargs["pipeline"] = parse_pipeline(raw["pipeline"], where, path)
     return Profile(name=name, source=path, **kwargs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from judge_eval.config import Profile, Thresholds
 from judge_eval.errors import JudgeEvalError
@@ -82,3 +82,37 @@ def check_run(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> 
         raise JudgeEvalError(f"profile {profile.name!r} gates no judge; set gated = [\"NAME\"] in "
                              f"[tool.judge_eval.profiles.{profile.name}]")
     return [f for judge in profile.gated for f in check_judge(metrics, judge, profile, run_dir=run_dir)]
+
+
+def pipeline_failures(run: Any, profile: Profile) -> list[str]:
+    """Structural gates of a live-pipeline run: every stage produced its output.
+
+    For profiles whose models are too small to be judged on agreement (``local``), these are the
+    honest gates: items in both splits, a teacher verdict on every item, at least one resolved
+    fine-tuning event, a distilled model in the manifest, and verdicts of both students on every
+    test item.
+    """
+    cfg = profile.pipeline
+    if cfg is None:
+        raise JudgeEvalError(f"profile {profile.name!r} has no pipeline")
+    failures = []
+    for split in ("train", "test"):
+        items = run.items(split)
+        if not items:
+            failures.append(f"stages questions/answers produced no {split} items (run {run.path})")
+        missing = [i.id for i in items if i.verdict(profile.reference) is None]
+        if missing:
+            failures.append(f"stage teacher left {len(missing)} {split} item(s) without a verdict: "
+                            f"{', '.join(missing[:5])}")
+        if any(len(a.text.strip()) == 0 for i in items for a in i.answers):
+            failures.append(f"stage answers produced empty answers in {split}")
+    if not run.resolved:
+        failures.append("no resolved fine-tuning event: the teacher gave the distillation nothing to teach")
+    manifest = run.meta.get("distillation") or {}
+    if not manifest.get("model"):
+        failures.append("stage distill recorded no distilled model name in run.json")
+    for judge in (cfg.base_student_name, cfg.distilled_student_name):
+        missing = [i.id for i in run.test if i.verdict(judge) is None]
+        if missing or not run.test:
+            failures.append(f"stage students: judge {judge!r} has no verdict on {len(missing)} test item(s)")
+    return failures

@@ -14,6 +14,8 @@ parser (issue: faults, bad input and secrets) is passed as ``parser_function`` i
 
 from __future__ import annotations
 
+from typing import Any
+
 from judge_eval.records import FLIPPED, NEITHER, ORIGINAL, PARSE_FAILURE
 
 #: A parsed judge output: "A" (first shown answer better), "B", "C" (tie), or None (unparseable).
@@ -45,3 +47,51 @@ def resolve_orders(original: str | None, flipped: str | None) -> tuple[float | N
     if s1 == 0.5:  # C and C: a real tie
         return s1, ORIGINAL
     return 0.5, NEITHER  # A/A or B/B: the verdict followed the position, not the answer
+
+
+# --------------------------------------------------------------------------- the judging stage
+
+
+async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) -> tuple[Any, list[Any]]:
+    """Judge one pair in both orders with ``PairwiseComparisonEvaluator`` and the project's parser.
+
+    Returns the verdict (raw, as the evaluator resolved it; the raw text of each call and how it
+    parsed are kept in ``extra``) and, when ``capture``, one fine-tuning event per call made,
+    keyed by ``(item.id, order)``.
+    """
+    from llama_index.core.evaluation import PairwiseComparisonEvaluator
+
+    from judge_eval.capture import Call, CapturingLLM
+    from judge_eval.parsing import parse_verdict, parser_function
+    from judge_eval.records import ORDERS, FinetuneEvent, Message, Verdict
+
+    calls: list[Call] = []
+    evaluator = PairwiseComparisonEvaluator(llm=CapturingLLM(llm, calls), parser_function=parser_function)
+    result = await evaluator.aevaluate(query=item.question, response=item.answers[0].text,
+                                       second_response=item.answers[1].text, reference=item.source)
+    raw = {order: call.output for order, call in zip(ORDERS, calls)}  # the flipped call may not happen
+    parsed = {order: parse_verdict(text).reason for order, text in raw.items()}
+    extra = {"raw": raw, "parse": parsed}
+    if result.invalid_result:
+        verdict = Verdict(llm=judge, score=None, text=result.response or "", source=PARSE_FAILURE, extra=extra)
+    else:
+        source = result.pairwise_source
+        verdict = Verdict(llm=judge, score=result.score, text=result.response or "",
+                          source=getattr(source, "value", source), extra=extra)
+    events = []
+    if capture:
+        for order, call in zip(ORDERS, calls):
+            messages = tuple(Message(role, content) for role, content in call.messages)
+            events.append(FinetuneEvent(messages=messages + (Message("assistant", call.output),),
+                                        item_id=item.id, order=order))
+    return verdict, events
+
+
+async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False) -> tuple[list[Any], list[Any]]:
+    """Judge every item in order; returns (verdicts, events) aligned with ``items``."""
+    verdicts, events = [], []
+    for item in items:
+        verdict, item_events = await judge_item(item, llm, judge, capture=capture)
+        verdicts.append(verdict)
+        events.extend(item_events)
+    return verdicts, events

@@ -42,9 +42,9 @@ REPORTS_KEY = pytest.StashKey[list[Reported]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("judge_eval", "LLM judge regression gates")
     group.addoption("--judge-profile", default=None,
-                    help="profile from [tool.judge_eval.profiles.NAME] (ini: judge_eval_profile; "
-                         "default: study)")
-    parser.addini("judge_eval_profile", "default profile name", default="study")
+                    help="profile whose live pipeline the session replays or records (ini: judge_eval_profile; "
+                         "default: local)")
+    parser.addini("judge_eval_profile", "default profile name", default="local")
     group.addoption("--study-dir", default=None,
                     help=f"folder with the published study's run files (env: {STUDY_DIR_ENV}; ini: "
                          "judge_eval_study_dir; default: the study profile's `data`, ../shared/seed_run)")

@@ -21,6 +21,9 @@ def test_uses_study(study_metrics):
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A copy of this project's configuration in a fresh folder (no study data beside it)."""
     pytester.makepyprojecttoml((ROOT / "pyproject.toml").read_text())
+    grammar = pytester.path / "fixtures" / "grammars"
+    grammar.mkdir(parents=True)
+    (grammar / "verdict.gbnf").write_text((ROOT / "fixtures" / "grammars" / "verdict.gbnf").read_text())
     pytester.makeconftest('pytest_plugins = ["judge_eval.plugin", "fixtures.study"]')
     pytester.makepyfile(**{"tests/test_study": TEST})
     return pytester
@@ -38,7 +41,7 @@ def test_study_dir_option_env_and_ini_in_that_order(project: pytest.Pytester, st
     monkeypatch.setenv("JUDGE_EVAL_STUDY_DIR", str(project.path / "nowhere-env"))
     result = project.runpytest("-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*judge_eval: profile study; study data *nowhere-env (from JUDGE_EVAL_STUDY_DIR)*"])
+    result.stdout.fnmatch_lines(["*judge_eval: profile local; study data *nowhere-env (from JUDGE_EVAL_STUDY_DIR)*"])
 
     result = project.runpytest("-p", "no:cacheprovider", f"--study-dir={study_dir}")
     result.assert_outcomes(passed=1)
@@ -69,7 +72,7 @@ def test_terminal_summary_prints_the_table(project: pytest.Pytester, study_dir: 
 def test_unknown_profile_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest("-p", "no:cacheprovider", "--judge-profile=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--judge-profile: unknown profile 'nope'; known profiles: study*"])
+    result.stderr.fnmatch_lines(["*--judge-profile: unknown profile 'nope'; known profiles: local, study*"])
 
 
 def test_bad_thresholds_are_a_usage_error(project: pytest.Pytester) -> None:

@@ -1,0 +1,58 @@
+"""Stage 3, answers: a vector index per split, top-k retrieval, one RetrieverQueryEngine per
+answer model; each question gets two models drawn at random (seeded) from the pool."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Mapping, Sequence
+
+from judge_eval.records import Answer, QAItem, item_id
+
+SOURCE_CHARS = 1000
+
+
+def build_retriever(documents: Sequence[Any], embed_model: Any, *, top_k: int, chunk_size: int) -> Any:
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.callbacks import CallbackManager
+    from judge_eval.questions import splitter
+
+    index = VectorStoreIndex.from_documents(
+        list(documents), embed_model=embed_model, transformations=[splitter(chunk_size)],
+        callback_manager=CallbackManager([]))
+    return index.as_retriever(similarity_top_k=top_k)
+
+
+def query_engines(retriever: Any, llms: Mapping[str, Any]) -> dict[str, Any]:
+    from llama_index.core.callbacks import CallbackManager
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    return {label: RetrieverQueryEngine.from_args(retriever=retriever, llm=llm,
+                                                  callback_manager=CallbackManager([]))
+            for label, llm in llms.items()}
+
+
+def pick_pairs(questions: Sequence[str], labels: Sequence[str], seed: int) -> list[tuple[str, str]]:
+    """For each question, two distinct answer models in random order (the study's
+    ``random.sample(engines, 2)``), from a seeded generator so a re-run picks the same pairs."""
+    rng = random.Random(seed)
+    return [tuple(rng.sample(list(labels), 2)) for _ in questions]  # type: ignore[misc]
+
+
+async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any], *, split: str,
+                           seed: int) -> list[QAItem]:
+    """One QA item per question: two answers and the source passage (first retrieved node's
+    text, first 1,000 characters + "...", as the study stored it)."""
+    items = []
+    for question, pair in zip(questions, pick_pairs(questions, sorted(engines), seed), strict=True):
+        answers, source = [], None
+        for label in pair:
+            response = await engines[label].aquery(question)
+            answers.append(Answer(model=label, text=str(response)))
+            node_source = response.source_nodes[0].node.get_content()[:SOURCE_CHARS] + "..."
+            if source is not None and source != node_source:
+                # Both engines share one retriever, so this means the index changed mid-run.
+                raise AssertionError(f"two answer models retrieved different sources for {question!r}")
+            source = node_source
+        items.append(QAItem(id=item_id(split, question), split=split, question=question,
+                            answers=(answers[0], answers[1]), source=source or ""))
+    return items

@@ -1,0 +1,80 @@
+"""Model clients per role, built from a profile's ``ModelSpec``; nothing global is touched.
+
+Keys come from the environment variable the profile names and go only into the client (VCR
+scrubs the header before anything is written). In replay no request leaves the machine, so a
+placeholder key is used and the clients never retry: a missing recording must fail at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from judge_eval.errors import ConfigError
+from judge_eval.pipeline_config import ModelSpec
+
+REPLAY_KEY = "replay-without-a-key"
+LIVE_RETRIES = 5
+
+
+def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
+    if spec.api_key_env is None:
+        return "no-key-needed" if spec.api == "openai-like" else None
+    value = os.environ.get(spec.api_key_env)
+    if value:
+        return value
+    if replay:
+        return REPLAY_KEY
+    raise ConfigError(f"model {spec.model!r} ({spec.role}) needs an API key: set the environment variable "
+                      f"{spec.api_key_env} before recording")
+
+
+def build_llm(spec: ModelSpec, *, replay: bool) -> Any:
+    """A llama-index LLM for ``spec``."""
+    retries = 0 if replay else LIVE_RETRIES
+    extra: dict[str, Any] = {}
+    if spec.grammar:
+        extra["extra_body"] = {"grammar": spec.grammar}
+    key = api_key(spec, replay=replay)
+    if spec.api == "openai":
+        from llama_index.llms.openai import OpenAI
+
+        return OpenAI(model=spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                      api_key=key, api_base=spec.base_url, max_retries=retries, timeout=spec.timeout,
+                      additional_kwargs=extra, reuse_client=False)
+    if spec.api == "openai-like":
+        from llama_index.llms.openai_like import OpenAILike
+
+        return OpenAILike(model=spec.model, api_base=spec.base_url, api_key=key,
+                          is_chat_model=spec.chat, is_function_calling_model=False,
+                          context_window=spec.context_window, temperature=spec.temperature,
+                          max_tokens=spec.max_tokens, max_retries=retries, timeout=spec.timeout,
+                          additional_kwargs=extra, reuse_client=False)
+    if spec.api == "hf-inference":
+        from llama_index.llms.huggingface_api import HuggingFaceInferenceAPI
+
+        kwargs: dict[str, Any] = {"model_name": spec.model, "token": key,
+                                  "context_window": spec.context_window, "task": "text-generation",
+                                  "timeout": spec.timeout}
+        if spec.max_tokens:
+            kwargs["num_output"] = spec.max_tokens
+        if spec.base_url:
+            kwargs["base_url"] = spec.base_url
+        return HuggingFaceInferenceAPI(**kwargs)
+    raise ConfigError(f"unknown api {spec.api!r} for {spec.role}")
+
+
+def build_embeddings(spec: ModelSpec, *, replay: bool) -> Any:
+    key = api_key(spec, replay=replay)
+    retries = 0 if replay else LIVE_RETRIES
+    if spec.api == "openai":
+        from llama_index.embeddings.openai import OpenAIEmbedding
+
+        return OpenAIEmbedding(model=spec.model, api_key=key, api_base=spec.base_url,
+                               max_retries=retries, timeout=spec.timeout, reuse_client=False)
+    if spec.api == "openai-like":
+        from llama_index.embeddings.openai_like import OpenAILikeEmbedding
+
+        return OpenAILikeEmbedding(model_name=spec.model, api_base=spec.base_url, api_key=key,
+                                   max_retries=retries, timeout=spec.timeout, reuse_client=False)
+    raise ConfigError(f"embeddings api {spec.api!r} is not supported; use openai or openai-like")

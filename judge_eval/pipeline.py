@@ -1,0 +1,315 @@
+"""The live pipeline: every stage as a plain function over typed records, each inside its own
+cassette. The session fixtures and ``judge-eval record`` call these same functions.
+
+corpus -> questions -> answers -> teacher verdicts (+ fine-tuning events) -> resolved events ->
+distillation -> test verdicts of the base and the distilled student -> run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from judge_eval.config import Profile
+from judge_eval.errors import ConfigError, JudgeEvalError
+from judge_eval.pipeline_config import ModelSpec, PipelineConfig
+from judge_eval.records import QAItem, Verdict
+from judge_eval.recording import CassetteSpec, cassette
+from judge_eval.store import EVENTS_FILE, RESOLVED_FILE, Run, write_events, write_run
+
+#: Stages in data-flow order; re-recording one stage re-records every stage after it.
+STAGES = ("corpus", "questions", "answers", "teacher", "distill", "students")
+PACKAGES = ("judge-eval", "llama-index-core", "llama-index-llms-openai", "llama-index-llms-openai-like",
+            "llama-index-embeddings-openai-like", "openai", "vcrpy", "numpy", "scikit-learn")
+
+
+@dataclass
+class Context:
+    """What every stage needs: the profile, where cassettes and the run go, and the record mode
+    of each stage (``none`` replays)."""
+
+    profile: Profile
+    cassette_root: Path
+    run_dir: Path
+    modes: dict[str, str]
+    #: Record mode only: starts a llama.cpp server for a trained adapter, returns its base URL.
+    serve_adapter: Callable[[Path, str], str] | None = None
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    _loop: Any = field(default=None, repr=False)
+
+    def run_async(self, coro: Any) -> Any:
+        """Run a coroutine on the context's one event loop. Async HTTP clients close themselves
+        on that loop when they are collected; a loop per stage would be closed by then and each
+        client would log "Event loop is closed"."""
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        """Let pending client shutdowns run, then close the loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            import gc
+
+            gc.collect()
+            self._loop.run_until_complete(asyncio.sleep(0.05))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    @property
+    def config(self) -> PipelineConfig:
+        if self.profile.pipeline is None:
+            raise ConfigError(f"profile {self.profile.name!r} has no [tool.judge_eval.profiles."
+                              f"{self.profile.name}.pipeline] table, so it cannot run the live pipeline")
+        return self.profile.pipeline
+
+    def replay(self, stage: str) -> bool:
+        return self.modes.get(stage, "none") == "none"
+
+    def spec(self, stage: str, split: str, *, name: str | None = None) -> CassetteSpec:
+        return CassetteSpec(root=self.cassette_root, profile=self.profile.name, stage=name or stage,
+                            split=split, body_hash=self.profile.body_hash, record_stage=stage)
+
+    def run_stage(self, stage: str, split: str, fn: Callable[[bool], Any], *, name: str | None = None) -> Any:
+        """Run ``fn(replay)`` inside the cassette ``<name>-<split>`` (``name`` defaults to the
+        stage) in the stage's record mode, and note what the servers said."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        spec = self.spec(stage, split, name=name)
+        with cassette(spec, self.modes.get(stage, "none")) as cass:
+            result = fn(self.replay(stage))
+        self._observe(f"{name or stage}-{split}", cass)
+        return result
+
+    def _observe(self, key: str, cass: Any) -> None:
+        models, fingerprints, usage = set(), set(), {"prompt_tokens": 0, "completion_tokens": 0}
+        for response in cass.responses:
+            try:
+                body = json.loads(response["body"]["string"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if isinstance(body, dict):
+                if isinstance(body.get("model"), str):
+                    models.add(body["model"])
+                if body.get("system_fingerprint"):
+                    fingerprints.add(str(body["system_fingerprint"]))
+                for k in usage:
+                    usage[k] += int((body.get("usage") or {}).get(k) or 0)
+        self.observed[key] = {"requests": len(cass.responses), "models": sorted(models),
+                              "system_fingerprints": sorted(fingerprints), "usage": usage}
+
+
+def _llm(spec: ModelSpec, replay: bool) -> Any:
+    from judge_eval.clients import build_llm
+
+    return build_llm(spec, replay=replay)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stage_corpus(ctx: Context, split: str) -> list[Any]:
+    from judge_eval.corpus import load_documents
+
+    if ctx.config.corpus_kind == "wikipedia":
+        docs = ctx.run_stage("corpus", split, lambda replay: load_documents(ctx.config, split))
+    else:
+        docs = load_documents(ctx.config, split)
+    ctx.counts[f"documents_{split}"] = len(docs)
+    return docs
+
+
+def stage_questions(ctx: Context, split: str, documents: list[Any]) -> list[str]:
+    from judge_eval.questions import generate_questions
+
+    cfg = ctx.config
+
+    def run(replay: bool) -> list[str]:
+        llm = _llm(cfg.question_writer, replay)
+        return ctx.run_async(generate_questions(documents, llm, count=cfg.questions[split],
+                                              prompt=cfg.question_prompt, chunk_size=cfg.chunk_size))
+
+    questions = ctx.run_stage("questions", split, run)
+    if not questions:
+        raise JudgeEvalError(f"the question writer produced no usable question for {split}; look at the "
+                             f"responses in {ctx.spec('questions', split).path}")
+    ctx.counts[f"questions_{split}"] = len(questions)
+    return questions
+
+
+def stage_answers(ctx: Context, split: str, documents: list[Any], questions: list[str]) -> list[QAItem]:
+    from judge_eval.answers import answer_questions, build_retriever, query_engines
+    from judge_eval.clients import build_embeddings
+
+    cfg = ctx.config
+
+    def run(replay: bool) -> list[QAItem]:
+        retriever = build_retriever(documents, build_embeddings(cfg.embeddings, replay=replay),
+                                    top_k=cfg.top_k, chunk_size=cfg.chunk_size)
+        engines = query_engines(retriever, {a.label: _llm(a, replay) for a in cfg.answerers})
+        return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed))
+
+    items = ctx.run_stage("answers", split, run)
+    ctx.counts[f"items_{split}"] = len(items)
+    return items
+
+
+def _with_verdicts(items: list[QAItem], verdicts: list[Verdict]) -> list[QAItem]:
+    return [dataclasses.replace(item, evaluations=item.evaluations + (verdict,))
+            for item, verdict in zip(items, verdicts, strict=True)]
+
+
+def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAItem], spec: ModelSpec,
+                judge: str, *, capture: bool = False) -> tuple[list[QAItem], list[Any]]:
+    from judge_eval.judging import judge_items
+
+    def run(replay: bool):
+        return ctx.run_async(judge_items(items, _llm(spec, replay), judge, capture=capture))
+
+    verdicts, events = ctx.run_stage(stage, split, run, name=name)
+    sources: dict[str, int] = {}
+    for v in verdicts:
+        sources[v.source] = sources.get(v.source, 0) + 1
+    ctx.counts[f"verdicts_{judge}_{split}"] = sources
+    return _with_verdicts(items, verdicts), events
+
+
+def stage_teacher(ctx: Context, split: str, items: list[QAItem]) -> tuple[list[QAItem], list[Any]]:
+    return stage_judge(ctx, "teacher", "teacher", split, items, ctx.config.teacher, ctx.profile.reference,
+                       capture=(split == "train"))
+
+
+def stage_resolve(ctx: Context, train: list[QAItem], events: list[Any]) -> list[Any]:
+    from judge_eval.distill import key_events, resolve_events
+
+    resolved = resolve_events(train, key_events(events), teacher=ctx.profile.reference)
+    ctx.counts["events"] = len(events)
+    ctx.counts["resolved_events"] = len(resolved)
+    if not resolved:
+        raise JudgeEvalError("the teacher gave no conclusive verdict on any train item, so there is "
+                             "nothing to distil; look at its outputs in the teacher-train cassette")
+    return resolved
+
+
+def manifest_path(ctx: Context) -> Path:
+    return ctx.cassette_root / ctx.profile.name / "distill-train.json"
+
+
+def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
+    """Write the training file (the resolved events, messages only) and distil the student."""
+    from judge_eval.distillers import DistilledModel, check_manifest, data_hash
+    from judge_eval.records import FinetuneEvent
+
+    cfg = ctx.config
+    training = ctx.run_dir / "distill" / "training.jsonl"
+    # What the fine-tuning API gets: {"messages": [...]} only, as in the study's resolved file.
+    write_events(training, [FinetuneEvent(messages=e.messages) for e in resolved])
+    rerecord = ctx.spec("distill", "train").rerecord_command
+    path = manifest_path(ctx)
+    if cfg.distill.kind == "local-lora":
+        if ctx.replay("distill"):
+            if not path.is_file():
+                raise JudgeEvalError(f"no distillation manifest {path}; record it with: {rerecord}")
+            manifest = json.loads(path.read_text("utf-8"))
+            check_manifest(manifest, training, path, rerecord)
+            return DistilledModel(model=manifest["model"], manifest=manifest)
+        from judge_eval.lora import LocalLoraDistiller
+
+        if ctx.serve_adapter is None:
+            raise JudgeEvalError("recording the local-lora distillation needs the llama.cpp servers that "
+                                 "`judge-eval record` starts; run: " + rerecord)
+        distilled = LocalLoraDistiller(cfg, serve_adapter=ctx.serve_adapter).distill(training, ctx.run_dir / "distill")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(distilled.manifest, indent=2, sort_keys=True) + "\n")
+        return distilled
+    # OpenAI: the job's HTTP calls are recorded like any other stage.
+    from judge_eval.clients import api_key
+    from judge_eval.distillers import OpenAIDistiller
+
+    def run(replay: bool) -> DistilledModel:
+        import openai
+
+        client = openai.OpenAI(api_key=api_key(cfg.student, replay=replay), base_url=cfg.student.base_url,
+                               max_retries=0 if replay else 5)
+        return OpenAIDistiller(base_model=cfg.student.model, client=client, replay=replay,
+                               epochs=cfg.distill.epochs).distill(training, ctx.run_dir / "distill")
+
+    distilled = ctx.run_stage("distill", "train", run)
+    assert distilled.manifest["data_hash"] == data_hash(training)
+    return distilled
+
+
+def stage_students(ctx: Context, items: list[QAItem], distilled: Any) -> list[QAItem]:
+    cfg = ctx.config
+    items, _ = stage_judge(ctx, "students", "student-base", "test", items, cfg.student, cfg.base_student_name)
+    ft_spec = dataclasses.replace(cfg.student, model=distilled.model,
+                                  base_url=distilled.manifest.get("base_url") or cfg.student.base_url)
+    items, _ = stage_judge(ctx, "students", "student-distilled", "test", items, ft_spec,
+                           cfg.distilled_student_name)
+    return items
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events: list[Any],
+                  resolved: list[Any], distilled: Any) -> Path:
+    cfg = ctx.config
+    models = {role: getattr(cfg, role).model for role in ("question_writer", "embeddings", "teacher", "student")}
+    models["answerers"] = [a.model for a in cfg.answerers]
+    models["distilled_student"] = distilled.model
+    meta = {
+        "profile": ctx.profile.name,
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "record_modes": ctx.modes,
+        "judges": {"reference": ctx.profile.reference, "base_student": cfg.base_student_name,
+                   "distilled_student": cfg.distilled_student_name},
+        "models_configured": models,
+        "servers": ctx.observed,  # per cassette: models and fingerprints the servers reported
+        "prompt_hashes": cfg.prompt_hashes(),
+        "distillation": distilled.manifest,
+        "counts": ctx.counts,
+        "packages": _versions(),
+    }
+    run = Run(path=ctx.run_dir, train=tuple(train), test=tuple(test), events=tuple(events),
+              resolved=tuple(resolved), meta=meta)
+    write_run(run)
+    return ctx.run_dir
+
+
+def run_all(ctx: Context) -> Path:
+    """Every stage in order; returns the run directory."""
+    docs = {split: stage_corpus(ctx, split) for split in ("train", "test")}
+    questions = {split: stage_questions(ctx, split, docs[split]) for split in ("train", "test")}
+    items = {split: stage_answers(ctx, split, docs[split], questions[split]) for split in ("train", "test")}
+    train, events = stage_teacher(ctx, "train", items["train"])
+    test, _ = stage_teacher(ctx, "test", items["test"])
+    resolved = stage_resolve(ctx, train, events)
+    distilled = stage_distill(ctx, resolved)
+    test = stage_students(ctx, test, distilled)
+    return write_run_dir(ctx, train, test, events, resolved, distilled)
+
+
+def modes_from(stage: str | None, mode: str) -> dict[str, str]:
+    """Record modes per stage: ``mode`` from ``stage`` on (all stages when None), replay before."""
+    if stage is not None and stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    start = STAGES.index(stage) if stage else 0
+    return {s: (mode if i >= start else "none") for i, s in enumerate(STAGES)}

@@ -1,0 +1,51 @@
+"""Stage 2, questions: an LLM writes one quiz question per chunk (DatasetGenerator with the
+study's teacher/professor prompt)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+_PREFIX = re.compile(r"^\s*(question\s*\d*\s*[:.)-])\s*", re.IGNORECASE)
+
+
+def clean_questions(raw: Sequence[str], limit: int) -> list[str]:
+    """Strip a leading "Question:" (the study's test set kept it), drop empties and repeats
+    (first one wins), and keep at most ``limit``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for text in raw:
+        question = _PREFIX.sub("", text.strip()).strip()
+        if question and question.lower() not in seen:
+            seen.add(question.lower())
+            out.append(question)
+    return out[:limit]
+
+
+def splitter(chunk_size: int) -> Any:
+    """The node parser of both the question writer and the answer index (the default overlap of
+    200 tokens is kept for large chunks and scaled down for small ones)."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    return SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(200, chunk_size // 5))
+
+
+def chunk(documents: Sequence[Any], chunk_size: int) -> list[Any]:
+    return splitter(chunk_size).get_nodes_from_documents(list(documents))
+
+
+async def generate_questions(documents: Sequence[Any], llm: Any, *, count: int, prompt: str,
+                             chunk_size: int = 1024) -> list[str]:
+    """Up to ``count`` distinct questions, one per chunk, in chunk order."""
+    from llama_index.core.callbacks import CallbackManager
+    from llama_index.core.evaluation import DatasetGenerator
+
+    nodes = chunk(documents, chunk_size)
+    # DatasetGenerator warns that it is deprecated on every instantiation and forces the warning
+    # through any filter (llama-index-core 0.14.25, `deprecated(action="always")`); its suggested
+    # replacement was removed in 0.14.21, so it stays: it is the study's question writer.
+    generator = DatasetGenerator(nodes=nodes, llm=llm, callback_manager=CallbackManager([]),
+                                 question_gen_query=prompt)
+    # Ask for a few more than needed: repeats and empty outputs are dropped afterwards.
+    raw = await generator.agenerate_questions_from_nodes(num=min(len(nodes), count + max(2, count // 4)))
+    return clean_questions(raw, count)

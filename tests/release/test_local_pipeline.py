@@ -1,0 +1,90 @@
+"""The live pipeline of the selected profile (default ``local``), replayed from its cassettes:
+every stage runs through the real llama-index code, and the structural gates hold."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from judge_eval.gates import pipeline_failures
+from judge_eval.metrics import run_metrics
+from judge_eval.pipeline import Context, stage_questions
+from judge_eval.recording import MissingRecordingError
+from judge_eval.records import ORDERS
+from judge_eval.store import read_run, write_run
+
+pytestmark = pytest.mark.release
+
+
+def test_every_stage_produced_its_output(pipeline_run: Path, pipeline_profile) -> None:
+    run = read_run(pipeline_run, require=("train", "test", "events", "resolved"))
+    assert pipeline_failures(run, pipeline_profile) == []
+    assert len(run.events) == sum(len(v.extra["raw"]) for i in run.train for v in i.evaluations)
+    assert {e.order for e in run.events} <= set(ORDERS)
+
+
+def test_run_json_says_where_the_run_came_from(pipeline_run: Path, pipeline_profile) -> None:
+    meta = json.loads((pipeline_run / "run.json").read_text())
+    assert meta["profile"] == pipeline_profile.name
+    cfg = pipeline_profile.pipeline
+    served = {m for stage in meta["servers"].values() for m in stage["models"]}
+    assert cfg.teacher.model in served and meta["distillation"]["model"] in served
+    assert set(meta["prompt_hashes"]) >= {"question_prompt", "judge_system", "judge_user"}
+    assert meta["packages"]["llama-index-core"]
+    assert meta["counts"]["resolved_events"] == len(read_run(pipeline_run, require=("resolved",)).resolved)
+
+
+def test_the_distilled_model_is_what_the_distilled_student_called(pipeline_ctx: Context, pipeline_run: Path,
+                                                                  pipeline_distilled) -> None:
+    cassette = yaml.safe_load(pipeline_ctx.spec("students", "test", name="student-distilled").path.read_text())
+    sent = {json.loads(i["request"]["body"])["model"] for i in cassette["interactions"]}
+    assert sent == {pipeline_distilled.model}
+    assert pipeline_distilled.model.startswith("ft:")
+    base = yaml.safe_load(pipeline_ctx.spec("students", "test", name="student-base").path.read_text())
+    assert {json.loads(i["request"]["body"])["model"] for i in base["interactions"]} == {
+        pipeline_ctx.config.student.model}
+
+
+def test_students_parse_failures_and_inconclusives_are_reported(pipeline_run: Path, pipeline_profile) -> None:
+    cfg = pipeline_profile.pipeline
+    run = read_run(pipeline_run)
+    metrics = run_metrics(run.test, pipeline_profile.reference)
+    for judge in (cfg.base_student_name, cfg.distilled_student_name):
+        c = metrics.judges[judge]["corrected"]
+        assert c.inconclusive + c.parse_failures + c.errors + c.total + c.missing == len(run.test)
+
+
+def test_negative_control_a_broken_stage_fails_the_gates(pipeline_run: Path, pipeline_profile,
+                                                         tmp_path: Path) -> None:
+    """The same gates on a copy of the run whose students stage produced nothing and whose
+    teacher resolved no event: they must fail, naming both stages."""
+    broken_dir = tmp_path / "broken"
+    shutil.copytree(pipeline_run, broken_dir)
+    run = read_run(broken_dir, require=("train", "test", "events", "resolved"))
+    reference = pipeline_profile.reference
+    test = tuple(dataclasses.replace(i, evaluations=tuple(v for v in i.evaluations if v.llm == reference))
+                 for i in run.test)
+    (broken_dir / "resolved_pairwise_finetuning_events.jsonl").unlink()
+    write_run(dataclasses.replace(run, test=test, resolved=()), broken_dir)
+    failures = pipeline_failures(read_run(broken_dir), pipeline_profile)
+    assert any("no resolved fine-tuning event" in f for f in failures)
+    assert sum("stage students" in f for f in failures) == 2
+
+
+def test_a_changed_question_prompt_fails_replay_with_the_rerecord_command(pipeline_ctx: Context,
+                                                                          pipeline_documents) -> None:
+    if not pipeline_ctx.replay("questions"):
+        pytest.skip("only meaningful when replaying")
+    cfg = dataclasses.replace(pipeline_ctx.config, question_prompt=pipeline_ctx.config.question_prompt + " Be brief.")
+    profile = dataclasses.replace(pipeline_ctx.profile, pipeline=cfg)
+    ctx = dataclasses.replace(pipeline_ctx, profile=profile, observed={}, counts={})
+    with pytest.raises(MissingRecordingError) as info:
+        stage_questions(ctx, "train", pipeline_documents["train"])
+    message = str(info.value)
+    assert str(ctx.spec("questions", "train").path) in message
+    assert f"judge-eval record --profile {profile.name} --stage questions" in message
