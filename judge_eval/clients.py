@@ -53,13 +53,16 @@ def build_llm(spec: ModelSpec, *, replay: bool) -> Any:
     if spec.api == "hf-inference":
         from llama_index.llms.huggingface_api import HuggingFaceInferenceAPI
 
-        kwargs: dict[str, Any] = {"model_name": spec.model, "token": key,
-                                  "context_window": spec.context_window, "task": "text-generation",
-                                  "timeout": spec.timeout}
+        # A base URL (a dedicated endpoint, or a test server) is given as the model URL; the
+        # client then posts there instead of routing through a provider.
+        model = f"{spec.base_url.rstrip('/')}/{spec.model}" if spec.base_url else spec.model
+        kwargs: dict[str, Any] = {"model_name": model, "token": key, "context_window": spec.context_window,
+                                  "task": "conversational" if spec.chat else "text-generation",
+                                  "is_chat_model": spec.chat, "timeout": spec.timeout,
+                                  # The Inference API client rejects temperature 0 (gt=0.0).
+                                  "temperature": max(spec.temperature, 0.01)}
         if spec.max_tokens:
             kwargs["num_output"] = spec.max_tokens
-        if spec.base_url:
-            kwargs["base_url"] = spec.base_url
         return HuggingFaceInferenceAPI(**kwargs)
     raise ConfigError(f"unknown api {spec.api!r} for {spec.role}")
 

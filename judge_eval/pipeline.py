@@ -238,8 +238,10 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
 
         client = openai.OpenAI(api_key=api_key(cfg.student, replay=replay), base_url=cfg.student.base_url,
                                max_retries=0 if replay else 5)
-        return OpenAIDistiller(base_model=cfg.student.model, client=client, replay=replay,
-                               epochs=cfg.distill.epochs).distill(training, ctx.run_dir / "distill")
+        d = cfg.distill
+        return OpenAIDistiller(base_model=cfg.student.model, client=client, replay=replay, epochs=d.epochs,
+                               first_wait=d.poll_first_wait, max_wait=d.poll_max_wait,
+                               max_polls=d.max_polls).distill(training, ctx.run_dir / "distill")
 
     distilled = ctx.run_stage("distill", "train", run)
     assert distilled.manifest["data_hash"] == data_hash(training)

@@ -54,6 +54,9 @@ class DistillSpec:
     seed: int = 0
     max_length: int = 1024
     base_url: str | None = None  # local-lora: where the adapter is served while recording
+    poll_first_wait: float = 15.0  # openai: first wait between job status polls (then doubles)
+    poll_max_wait: float = 300.0  # openai: longest wait between polls
+    max_polls: int = 400  # openai: give up (with the job id) after this many polls
 
 
 @dataclass(frozen=True)

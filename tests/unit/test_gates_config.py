@@ -30,7 +30,7 @@ def test_the_project_profiles_load() -> None:
 
 
 def test_unknown_profile_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown profile .nope.*known profiles: local, study"):
+    with pytest.raises(ConfigError, match="unknown profile .nope.*known profiles: local, openai, study"):
         load_profile("nope", ROOT / "pyproject.toml")
 
 

@@ -72,7 +72,7 @@ def test_terminal_summary_prints_the_table(project: pytest.Pytester, study_dir: 
 def test_unknown_profile_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest("-p", "no:cacheprovider", "--judge-profile=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--judge-profile: unknown profile 'nope'; known profiles: local, study*"])
+    result.stderr.fnmatch_lines(["*--judge-profile: unknown profile 'nope'; known profiles: local, openai, study*"])
 
 
 def test_bad_thresholds_are_a_usage_error(project: pytest.Pytester) -> None:
@@ -81,3 +81,12 @@ def test_bad_thresholds_are_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*min_agreement = 85 is out of range*"])
+
+
+def test_a_profile_without_cassettes_skips_in_one_line_naming_the_record_command(project: pytest.Pytester) -> None:
+    project.makeconftest('pytest_plugins = ["judge_eval.plugin", "fixtures.study", "fixtures.pipeline"]')
+    project.makepyfile(**{"tests/test_live": "def test_run(pipeline_run):\n    assert pipeline_run\n"})
+    result = project.runpytest("-rs", "-p", "no:cacheprovider", "--judge-profile=openai", "tests/test_live.py")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*no cassettes for profile openai in *cassettes/openai and --record-mode "
+                                 "none; record them with: judge-eval record --profile openai"])

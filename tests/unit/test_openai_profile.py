@@ -1,0 +1,150 @@
+"""The `openai` profile's every client (OpenAI chat and embeddings, OpenAI fine-tuning, the Hugging
+Face Inference API, the Wikipedia reader) through the real pipeline code, recorded against a
+loopback server of our own and replayed without it. No cassette of it ships; this proves the
+code path a user with keys will take."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from judge_eval.config import load_profile
+from judge_eval.distillers import DistillError, OpenAIDistiller
+from judge_eval.pipeline import STAGES, Context, run_all
+from judge_eval.store import read_run
+from tests import fake_apis
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_KEYS = {"OPENAI_API_KEY": "sk-fake-openai-0123456789abcdefghijklmnopqrstuv",
+             "HF_TOKEN": "hf_fakeHuggingFaceToken0123456789abcdef"}
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    import wikipedia.wikipedia as wiki
+
+    state, server = fake_apis.start()
+    monkeypatch.setattr(wiki, "API_URL", f"{state.base_url}/w/api.php")
+    for k, v in FAKE_KEYS.items():
+        monkeypatch.setenv(k, v)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def openai_profile_on(fake) -> object:
+    profile = load_profile("openai", ROOT / "pyproject.toml")
+    cfg = profile.pipeline
+    v1 = f"{fake.base_url}/v1"
+    cfg = dataclasses.replace(
+        cfg, train_pages=("Alderbrook",), test_pages=("Brisca",), questions={"train": 3, "test": 2},
+        question_writer=dataclasses.replace(cfg.question_writer, base_url=v1),
+        teacher=dataclasses.replace(cfg.teacher, base_url=v1),
+        student=dataclasses.replace(cfg.student, base_url=v1),
+        embeddings=dataclasses.replace(cfg.embeddings, base_url=v1),
+        answerers=tuple(dataclasses.replace(a, base_url=f"{fake.base_url}/hf") for a in cfg.answerers),
+        distill=dataclasses.replace(cfg.distill, poll_first_wait=0.01, poll_max_wait=0.02),
+    )
+    return dataclasses.replace(profile, pipeline=cfg)
+
+
+def run(profile, tmp_path: Path, mode: str, name: str) -> Path:
+    ctx = Context(profile=profile, cassette_root=tmp_path / "cassettes", run_dir=tmp_path / name,
+                  modes={s: mode for s in STAGES})
+    try:
+        return run_all(ctx)
+    finally:
+        ctx.close()
+
+
+def test_record_with_every_openai_profile_client_then_replay_offline(fake, tmp_path: Path) -> None:
+    profile = openai_profile_on(fake)
+    recorded = run(profile, tmp_path, "all", "recorded")
+    seen = {path for _, path in fake.requests}
+    assert {"/w/api.php", "/v1/chat/completions", "/v1/embeddings", "/v1/files", "/v1/fine_tuning/jobs",
+            "/v1/fine_tuning/jobs/ftjob-loopback"} <= seen
+    assert any(p.startswith("/hf/") for p in seen)
+    n = len(fake.requests)
+
+    replayed = run(profile, tmp_path, "none", "replayed")
+    assert len(fake.requests) == n  # replay never reached the server
+    for name in ("train_qa.jsonl", "test_qa_complete.jsonl", "resolved_pairwise_finetuning_events.jsonl"):
+        assert (replayed / name).read_bytes() == (recorded / name).read_bytes()
+    run_ = read_run(replayed)
+    assert {v.llm for i in run_.test for v in i.evaluations} == {"gpt_4", "gpt_3p5", "ft_gpt_3p5"}
+    meta = json.loads((replayed / "run.json").read_text())
+    assert meta["distillation"]["fine_tuned_model"] == fake.fine_tuned_model
+    assert meta["distillation"]["job_id"] == "ftjob-loopback"
+
+    # No key or token in any file written: cassettes, run files, run.json.
+    written = list((tmp_path / "cassettes").rglob("*")) + list(recorded.rglob("*")) + list(replayed.rglob("*"))
+    for path in (p for p in written if p.is_file()):
+        text = path.read_text(errors="replace")
+        for secret in FAKE_KEYS.values():
+            assert secret not in text, f"{secret[:6]}... leaked into {path}"
+
+
+# --------------------------------------------------------------------------- fine-tuning job states
+
+
+def distiller(fake, *, replay: bool = False, sleeps: list | None = None, **kw) -> OpenAIDistiller:
+    import openai
+
+    client = openai.OpenAI(api_key="sk-fake", base_url=f"{fake.base_url}/v1", max_retries=0)
+    return OpenAIDistiller(base_model="gpt-3.5-turbo", client=client, replay=replay, epochs=3,
+                           sleep=(sleeps.append if sleeps is not None else (lambda s: None)), **kw)
+
+
+def training_file(tmp_path: Path) -> Path:
+    path = tmp_path / "train.jsonl"
+    event = {"messages": [{"role": "system", "content": "judge"}, {"role": "user", "content": "A or B?"},
+                          {"role": "assistant", "content": "A is better. [[A]]"}]}
+    path.write_text(json.dumps(event) + "\n")
+    return path
+
+
+def test_waiting_backs_off_and_is_bounded(fake, tmp_path: Path) -> None:
+    fake.job_statuses = ["queued", "running", "running", "running", "succeeded"]
+    sleeps: list[float] = []
+    result = distiller(fake, sleeps=sleeps, first_wait=10, max_wait=30).distill(training_file(tmp_path), tmp_path)
+    assert result.model == fake.fine_tuned_model
+    assert sleeps == [10, 20, 30, 30]
+
+
+def test_replay_never_sleeps(fake, tmp_path: Path) -> None:
+    fake.job_statuses = ["running", "running", "succeeded"]
+    sleeps: list[float] = []
+    distiller(fake, replay=True, sleeps=sleeps).distill(training_file(tmp_path), tmp_path)
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
+def test_a_failed_job_names_its_id_and_status(fake, tmp_path: Path, status: str) -> None:
+    fake.job_statuses = ["running", status]
+    fake.job_error = "training file has too few examples" if status == "failed" else None
+    with pytest.raises(DistillError, match=f"fine-tuning job ftjob-loopback ended with status {status}") as info:
+        distiller(fake).distill(training_file(tmp_path), tmp_path)
+    if status == "failed":
+        assert "too few examples" in str(info.value)
+
+
+def test_a_400_on_create_is_reported_not_retried_forever(fake, tmp_path: Path) -> None:
+    fake.create_status = 400
+    with pytest.raises(DistillError, match="refused with HTTP 400: .*invalid training file"):
+        distiller(fake).distill(training_file(tmp_path), tmp_path)
+    assert [p for _, p in fake.requests].count("/v1/fine_tuning/jobs") == 1
+
+
+def test_success_without_a_model_name_is_an_error(fake, tmp_path: Path) -> None:
+    fake.fine_tuned_model = None
+    with pytest.raises(DistillError, match="ftjob-loopback succeeded but reports no fine_tuned_model"):
+        distiller(fake).distill(training_file(tmp_path), tmp_path)
+
+
+def test_a_job_that_never_ends_gives_up_with_its_id(fake, tmp_path: Path) -> None:
+    fake.job_statuses = ["running"]
+    with pytest.raises(DistillError, match="ftjob-loopback still has status running after 3 polls"):
+        distiller(fake, max_polls=3).distill(training_file(tmp_path), tmp_path)
