@@ -80,12 +80,20 @@ class PipelineConfig:
     distilled_student_name: str = "ft_gpt_3p5"
 
     def prompt_hashes(self) -> dict[str, str]:
+        """A hash of every prompt template a stage sends, so two runs can be compared."""
+        from llama_index.core.evaluation.dataset_generation import DEFAULT_QUESTION_GENERATION_PROMPT
         from llama_index.core.evaluation.pairwise import DEFAULT_SYSTEM_TEMPLATE, DEFAULT_USER_TEMPLATE
+        from llama_index.core.prompts.default_prompts import (
+            DEFAULT_REFINE_PROMPT_TMPL, DEFAULT_TEXT_QA_PROMPT_TMPL,
+        )
 
         def h(text: str) -> str:
             return hashlib.sha256(text.encode()).hexdigest()[:16]
 
         out = {"question_prompt": h(self.question_prompt),
+               "question_context_template": h(DEFAULT_QUESTION_GENERATION_PROMPT),
+               "answer_qa_template": h(DEFAULT_TEXT_QA_PROMPT_TMPL),
+               "answer_refine_template": h(DEFAULT_REFINE_PROMPT_TMPL),
                "judge_system": h(DEFAULT_SYSTEM_TEMPLATE), "judge_user": h(DEFAULT_USER_TEMPLATE)}
         for spec in (self.teacher, self.student):
             if spec is not None and spec.grammar:

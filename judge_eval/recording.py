@@ -201,8 +201,11 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             f"record it with: {spec.rerecord_command}")
     if path.is_file() and mode != "all":
         check_cassette_file(spec)
-    if mode == "all":
-        path.unlink(missing_ok=True)  # a re-recording starts from nothing: no stale interactions
+    backup = path.with_name(path.name + ".previous")
+    if mode == "all" and path.exists():
+        # A re-recording starts from nothing (no stale interactions), but the old cassette is
+        # kept aside until the new one is complete: a failed recording loses nothing.
+        path.replace(backup)
     recorder = vcr.VCR(
         record_mode=mode,
         match_on=["method", "path", "query", "judge_body"],
@@ -218,6 +221,8 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             cass.get_metadata("split", spec.split)
             yield cass
     except BaseException as exc:
+        if backup.exists():
+            backup.replace(path)
         miss = _missing_cause(exc)
         if miss is None:
             raise
@@ -226,3 +231,5 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             f"replaying stage {spec.stage} ({spec.split}) of profile {spec.profile}: a request has no "
             f"recording in {path} ({detail}). The code or a prompt changed since the recording; "
             f"re-record with: {spec.rerecord_command}") from exc
+    else:
+        backup.unlink(missing_ok=True)

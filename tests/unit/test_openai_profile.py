@@ -148,3 +148,22 @@ def test_a_job_that_never_ends_gives_up_with_its_id(fake, tmp_path: Path) -> Non
     fake.job_statuses = ["running"]
     with pytest.raises(DistillError, match="ftjob-loopback still has status running after 3 polls"):
         distiller(fake, max_polls=3).distill(training_file(tmp_path), tmp_path)
+
+
+def test_a_changed_prompt_fails_replay_and_re_recording_fixes_it(fake, tmp_path: Path) -> None:
+    from judge_eval.pipeline import modes_from
+    from judge_eval.recording import MissingRecordingError
+
+    profile = openai_profile_on(fake)
+    run(profile, tmp_path, "all", "first")
+    changed = dataclasses.replace(profile, pipeline=dataclasses.replace(
+        profile.pipeline, question_prompt=profile.pipeline.question_prompt + " Keep it short."))
+    with pytest.raises(MissingRecordingError, match="judge-eval record --profile openai --stage questions"):
+        run(changed, tmp_path, "none", "stale")
+    ctx = Context(profile=changed, cassette_root=tmp_path / "cassettes", run_dir=tmp_path / "rerecorded",
+                  modes=modes_from("questions", "all"))
+    try:
+        run_all(ctx)  # corpus replays, everything from questions on is recorded again
+    finally:
+        ctx.close()
+    assert run(changed, tmp_path, "none", "fixed").is_dir()

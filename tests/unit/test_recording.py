@@ -130,3 +130,15 @@ def test_multipart_bodies_match_on_their_parts_not_the_boundary() -> None:
     b = canonical_body(body("bbb", b"data"), "multipart/form-data; boundary=bbb")
     c = canonical_body(body("ccc", b"other"), "multipart/form-data; boundary=ccc")
     assert a == b != c and a.startswith("multipart:")
+
+
+def test_a_failed_re_recording_keeps_the_previous_cassette(tmp_path: Path, server) -> None:
+    s = spec(tmp_path)
+    with cassette(s, "all"):
+        call(server.base_url, {"model": "m", "messages": []})
+    before = s.path.read_bytes()
+    with pytest.raises(RuntimeError, match="server went away"), cassette(s, "all"):
+        call(server.base_url, {"model": "m2", "messages": []})
+        raise RuntimeError("server went away")
+    assert s.path.read_bytes() == before
+    assert [p.name for p in s.path.parent.iterdir()] == [s.path.name]

@@ -51,12 +51,18 @@ def test_the_distilled_model_is_what_the_distilled_student_called(pipeline_ctx: 
 
 
 def test_students_parse_failures_and_inconclusives_are_reported(pipeline_run: Path, pipeline_profile) -> None:
+    from judge_eval.metrics import judge_stats
+
     cfg = pipeline_profile.pipeline
     run = read_run(pipeline_run)
     metrics = run_metrics(run.test, pipeline_profile.reference)
     for judge in (cfg.base_student_name, cfg.distilled_student_name):
+        stats = judge_stats(run.test, judge)
+        # Every test item is accounted for: conclusive, inconclusive, unparseable, failed or missing.
+        assert stats.conclusive + stats.inconclusive + stats.parse_failures + stats.errors + stats.missing \
+            == len(run.test)
         c = metrics.judges[judge]["corrected"]
-        assert c.inconclusive + c.parse_failures + c.errors + c.total + c.missing == len(run.test)
+        assert (c.inconclusive, c.parse_failures) == (stats.inconclusive, stats.parse_failures)
 
 
 def test_negative_control_a_broken_stage_fails_the_gates(pipeline_run: Path, pipeline_profile,
@@ -88,3 +94,28 @@ def test_a_changed_question_prompt_fails_replay_with_the_rerecord_command(pipeli
     message = str(info.value)
     assert str(ctx.spec("questions", "train").path) in message
     assert f"judge-eval record --profile {profile.name} --stage questions" in message
+
+
+def test_report_prints_the_table_for_the_produced_run(pipeline_run: Path, pipeline_profile, capsys) -> None:
+    from judge_eval.cli import main
+
+    cfg = pipeline_profile.pipeline
+    assert main(["report", str(pipeline_run), "--reference", pipeline_profile.reference]) == 0
+    out = capsys.readouterr().out
+    for judge in (cfg.base_student_name, cfg.distilled_student_name):
+        assert f"{judge}\n-----------------\nNumber of inconclusives: " in out
+    assert f"Number of agreements with {pipeline_profile.reference}: " in out
+
+
+def test_gated_judges_meet_the_profile_thresholds(pipeline_run: Path, pipeline_profile) -> None:
+    from judge_eval.config import Thresholds
+    from judge_eval.gates import check_run
+
+    if pipeline_profile.thresholds == Thresholds():
+        pytest.skip(f"profile {pipeline_profile.name} sets no metric thresholds: its models are too small "
+                    "to be judged on agreement; the structural gates above are its gates")
+    run = read_run(pipeline_run)
+    metrics = run_metrics(run.test, pipeline_profile.reference, seed=pipeline_profile.bootstrap_seed,
+                          resamples=pipeline_profile.bootstrap_resamples)
+    failures = check_run(metrics, pipeline_profile, run_dir=pipeline_run)
+    assert not failures, "\n".join(f.message for f in failures)
