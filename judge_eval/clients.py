@@ -14,6 +14,8 @@ from judge_eval.errors import ConfigError
 from judge_eval.pipeline_config import ModelSpec
 
 REPLAY_KEY = "replay-without-a-key"
+#: Retries the SDKs do themselves where we do not wrap the client (embeddings, fine-tuning
+#: endpoints): the openai SDK backs off exponentially with jitter and honours Retry-After.
 LIVE_RETRIES = 5
 
 
@@ -29,9 +31,19 @@ def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
                       f"{spec.api_key_env} before recording")
 
 
-def build_llm(spec: ModelSpec, *, replay: bool) -> Any:
-    """A llama-index LLM for ``spec``."""
-    retries = 0 if replay else LIVE_RETRIES
+def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None) -> Any:
+    """A llama-index LLM for ``spec``. Live, it is wrapped in ``RetryingLLM`` (one retry policy
+    for every chat/completion call, the SDK's own retries off); in replay nothing retries."""
+    llm = _build_llm(spec, replay=replay)
+    if replay:
+        return llm
+    from judge_eval.retry import RetryingLLM, RetryPolicy
+
+    return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}")
+
+
+def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
+    retries = 0  # retries happen in RetryingLLM, counted and under one policy
     extra: dict[str, Any] = {}
     if spec.grammar:
         extra["extra_body"] = {"grammar": spec.grammar}

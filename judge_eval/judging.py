@@ -65,10 +65,21 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
     from judge_eval.parsing import parse_verdict, parser_function
     from judge_eval.records import ORDERS, FinetuneEvent, Message, Verdict
 
+    from judge_eval.records import ERROR
+    from judge_eval.retry import CallFailedError
+
     calls: list[Call] = []
     evaluator = PairwiseComparisonEvaluator(llm=CapturingLLM(llm, calls), parser_function=parser_function)
-    result = await evaluator.aevaluate(query=item.question, response=item.answers[0].text,
-                                       second_response=item.answers[1].text, reference=item.source)
+    try:
+        result = await evaluator.aevaluate(query=item.question, response=item.answers[0].text,
+                                           second_response=item.answers[1].text, reference=item.source)
+    except CallFailedError as exc:
+        # A live call that still failed after its retries: an explicit outcome for this item,
+        # kept with its reason; the stage goes on. (Replay never gets here: a missing
+        # recording is not a CallFailedError and stops the run.)
+        raw = {order: call.output for order, call in zip(ORDERS, calls)}
+        extra = {"raw": raw, "error": exc.reason, "attempts": exc.attempts}
+        return Verdict(llm=judge, score=None, text="", source=ERROR, extra=extra), []
     raw = {order: call.output for order, call in zip(ORDERS, calls)}  # the flipped call may not happen
     parsed = {order: parse_verdict(text).reason for order, text in raw.items()}
     extra = {"raw": raw, "parse": parsed}

@@ -44,6 +44,14 @@ class Context:
     observed: dict[str, dict[str, Any]] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     _loop: Any = field(default=None, repr=False)
+    _retry: Any = field(default=None, repr=False)
+
+    @property
+    def retry(self) -> Any:
+        """One retry policy per run, so every wait it took is counted in run.json."""
+        if self._retry is None:
+            self._retry = self.config.retry_policy()
+        return self._retry
 
     def run_async(self, coro: Any) -> Any:
         """Run a coroutine on the context's one event loop. Async HTTP clients close themselves
@@ -106,10 +114,11 @@ class Context:
                               "system_fingerprints": sorted(fingerprints), "usage": usage}
 
 
-def _llm(spec: ModelSpec, replay: bool) -> Any:
+def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
     from judge_eval.clients import build_llm
 
-    return build_llm(spec, replay=replay)
+    policy = ctx.retry if ctx is not None else None
+    return build_llm(spec, replay=replay, policy=policy)
 
 
 # --------------------------------------------------------------------------- stages
@@ -132,7 +141,7 @@ def stage_questions(ctx: Context, split: str, documents: list[Any]) -> list[str]
     cfg = ctx.config
 
     def run(replay: bool) -> list[str]:
-        llm = _llm(cfg.question_writer, replay)
+        llm = _llm(cfg.question_writer, replay, ctx)
         return ctx.run_async(generate_questions(documents, llm, count=cfg.questions[split],
                                               prompt=cfg.question_prompt, chunk_size=cfg.chunk_size))
 
@@ -153,7 +162,7 @@ def stage_answers(ctx: Context, split: str, documents: list[Any], questions: lis
     def run(replay: bool) -> list[QAItem]:
         retriever = build_retriever(documents, build_embeddings(cfg.embeddings, replay=replay),
                                     top_k=cfg.top_k, chunk_size=cfg.chunk_size)
-        engines = query_engines(retriever, {a.label: _llm(a, replay) for a in cfg.answerers})
+        engines = query_engines(retriever, {a.label: _llm(a, replay, ctx) for a in cfg.answerers})
         return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed))
 
     items = ctx.run_stage("answers", split, run)
@@ -171,7 +180,7 @@ def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAI
     from judge_eval.judging import judge_items
 
     def run(replay: bool):
-        return ctx.run_async(judge_items(items, _llm(spec, replay), judge, capture=capture))
+        return ctx.run_async(judge_items(items, _llm(spec, replay, ctx), judge, capture=capture))
 
     verdicts, events = ctx.run_stage(stage, split, run, name=name)
     sources: dict[str, int] = {}
@@ -288,6 +297,7 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
         "prompt_hashes": cfg.prompt_hashes(),
         "distillation": distilled.manifest,
         "counts": ctx.counts,
+        "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
         "packages": _versions(),
     }
     run = Run(path=ctx.run_dir, train=tuple(train), test=tuple(test), events=tuple(events),

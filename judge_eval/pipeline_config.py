@@ -78,6 +78,14 @@ class PipelineConfig:
     distill: DistillSpec | None = None
     base_student_name: str = "gpt_3p5"
     distilled_student_name: str = "ft_gpt_3p5"
+    retry_attempts: int = 6  # live calls: tries per call (429/5xx/timeouts/resets/bad bodies)
+    retry_base: float = 1.0  # first backoff in seconds, doubled each retry, with +/-25% jitter
+    retry_cap: float = 60.0  # longest wait, also the cap on a server's Retry-After
+
+    def retry_policy(self) -> Any:
+        from judge_eval.retry import RetryPolicy
+
+        return RetryPolicy(attempts=self.retry_attempts, base=self.retry_base, cap=self.retry_cap)
 
     def prompt_hashes(self) -> dict[str, str]:
         """A hash of every prompt template a stage sends, so two runs can be compared."""
@@ -192,6 +200,14 @@ def parse_pipeline(raw: Any, where: str, pyproject: Path) -> PipelineConfig:
     if unknown:
         raise ConfigError(f"{where}: pipeline.distill: unknown key(s) {', '.join(unknown)}")
     kwargs["distill"] = DistillSpec(**distill)
+    retry = raw.get("retry", {})
+    for key, attr, low in (("attempts", "retry_attempts", 1), ("base", "retry_base", 0), ("cap", "retry_cap", 0)):
+        if key in retry:
+            value = retry[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or \
+                    (key == "attempts" and not isinstance(value, int)):
+                raise ConfigError(f"{where}: pipeline.retry.{key} = {value!r}; it must be a number >= {low}")
+            kwargs[attr] = value
     names = raw.get("names", {})
     for key, attr in (("base_student", "base_student_name"), ("distilled_student", "distilled_student_name")):
         if key in names:

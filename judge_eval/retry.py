@@ -1,0 +1,203 @@
+"""Transient faults of live calls: bounded exponential backoff with jitter, honouring Retry-After.
+
+Every live model call goes through ``RetryingLLM`` (the SDK clients are built with
+``max_retries=0`` so that retries happen in one place, are counted, and follow one policy):
+HTTP 429 and 5xx, connection resets, timeouts, and truncated or non-JSON bodies are retried;
+anything else (a 400, a bad key) fails at once. A call that still fails after the last attempt
+raises ``CallFailedError`` with the reason, which the judging stage turns into an explicit
+``error`` verdict for that item. In replay there is no retry at all: a missing recording is
+fatal immediately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence
+
+from llama_index.core.base.llms.types import (
+    ChatMessage, ChatResponse, ChatResponseAsyncGen, ChatResponseGen, CompletionResponse,
+    CompletionResponseAsyncGen, CompletionResponseGen, LLMMetadata,
+)
+from llama_index.core.llms.llm import LLM
+from pydantic import PrivateAttr
+
+from judge_eval.errors import JudgeEvalError
+
+TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+class CallFailedError(JudgeEvalError):
+    """A live call failed for good (after its retries, or at once for a non-transient error)."""
+
+    def __init__(self, reason: str, attempts: int) -> None:
+        self.reason, self.attempts = reason, attempts
+        super().__init__(f"{reason} (after {attempts} attempt{'s' if attempts != 1 else ''})")
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6
+    base: float = 1.0
+    cap: float = 60.0
+    jitter: float = 0.25  # each wait is scaled by a factor in [1 - jitter, 1 + jitter]
+    seed: int | None = None
+    sleeps: list[float] = field(default_factory=list)  # every wait taken, for reports and tests
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            self._rng = random.Random(self.seed)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Wait before retry number ``attempt`` (1-based): Retry-After when the server gave one
+        (capped), else ``base * 2**(attempt-1)`` with jitter, capped."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.cap)
+        wait = min(self.base * 2 ** (attempt - 1), self.cap)
+        return wait * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def _status_and_headers(exc: BaseException) -> tuple[int | None, Any]:
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    return status, getattr(response, "headers", None) or {}
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = None
+    for key in ("retry-after-ms", "retry-after"):
+        try:
+            value = headers.get(key)
+        except AttributeError:
+            value = None
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+            return seconds / 1000 if key == "retry-after-ms" else seconds
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if key == "retry-after" else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+def classify(exc: BaseException) -> tuple[bool, float | None, str]:
+    """(transient?, Retry-After seconds or None, a one-line reason)."""
+    import httpx
+    import openai
+
+    try:
+        from vcr.errors import CannotOverwriteExistingCassetteException
+    except ImportError:  # pragma: no cover
+        CannotOverwriteExistingCassetteException = ()  # type: ignore[assignment]
+    chain, seen = [], set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    if any(isinstance(e, CannotOverwriteExistingCassetteException) for e in chain):
+        return False, None, "no recording for this request (replay)"
+    status, headers = _status_and_headers(exc)
+    name = type(exc).__name__
+    if status is not None:
+        return status in TRANSIENT_STATUS, _retry_after(headers), f"HTTP {status} ({name}: {str(exc)[:200]})"
+    # A truncated or non-JSON body surfaces as a JSONDecodeError (or the SDK's validation error).
+    transient_types = (openai.APIConnectionError, openai.APITimeoutError, openai.APIResponseValidationError,
+                       httpx.TransportError, json.JSONDecodeError, ConnectionError, TimeoutError)
+    if isinstance(exc, transient_types):
+        return True, None, f"{name}: {str(exc)[:200]}"
+    return False, None, f"{name}: {str(exc)[:200]}"
+
+
+async def call_async(fn: Callable[[], Awaitable[Any]], policy: RetryPolicy, what: str) -> Any:
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await fn()
+        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
+            transient, retry_after, reason = classify(exc)
+            if not transient:
+                if reason.startswith("no recording"):
+                    raise
+                raise CallFailedError(f"{what}: {reason}", attempt) from exc
+            if attempt == policy.attempts:
+                raise CallFailedError(f"{what}: {reason}", attempt) from exc
+            wait = policy.delay(attempt, retry_after)
+            policy.sleeps.append(wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def call_sync(fn: Callable[[], Any], policy: RetryPolicy, what: str) -> Any:
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            transient, retry_after, reason = classify(exc)
+            if not transient:
+                if reason.startswith("no recording"):
+                    raise
+                raise CallFailedError(f"{what}: {reason}", attempt) from exc
+            if attempt == policy.attempts:
+                raise CallFailedError(f"{what}: {reason}", attempt) from exc
+            wait = policy.delay(attempt, retry_after)
+            policy.sleeps.append(wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+class RetryingLLM(LLM):
+    """Delegates to ``inner``; each chat/completion call is retried under ``policy``."""
+
+    _inner: Any = PrivateAttr()
+    _policy: RetryPolicy = PrivateAttr()
+    _what: str = PrivateAttr()
+
+    def __init__(self, inner: Any, policy: RetryPolicy, what: str = "") -> None:
+        super().__init__(callback_manager=inner.callback_manager)
+        self._inner, self._policy = inner, policy
+        self._what = what or getattr(inner.metadata, "model_name", "model")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RetryingLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return self._inner.metadata
+
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return call_sync(lambda: self._inner.chat(messages, **kwargs), self._policy, self._what)
+
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return await call_async(lambda: self._inner.achat(messages, **kwargs), self._policy, self._what)
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return call_sync(lambda: self._inner.complete(prompt, formatted=formatted, **kwargs), self._policy,
+                         self._what)
+
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return await call_async(lambda: self._inner.acomplete(prompt, formatted=formatted, **kwargs),
+                                self._policy, self._what)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+    async def astream_complete(self, prompt: str, formatted: bool = False,
+                               **kwargs: Any) -> CompletionResponseAsyncGen:
+        raise NotImplementedError("the pipeline does not stream")

@@ -1,0 +1,165 @@
+"""Fault injection against a real HTTP server of our own on 127.0.0.1: each scenario asserts the
+exact number of requests the server received, and that every item ends answered or recorded as
+an explicit error with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from judge_eval.clients import build_llm
+from judge_eval.judging import judge_items
+from judge_eval.pipeline_config import ModelSpec
+from judge_eval.records import Answer, QAItem, item_id
+from judge_eval.retry import CallFailedError, RetryPolicy, classify
+from tests.loopback import Loopback, start
+
+JSON = {"Content-Type": "application/json"}
+
+
+def ok(text: str) -> tuple[int, dict, bytes]:
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    return 200, JSON, json.dumps(body).encode()
+
+
+class Schedule:
+    """Per-request faults in order; after the list, normal answers (A on the original order,
+    B on the flipped one: a consistent, conclusive judge)."""
+
+    def __init__(self, faults: list) -> None:
+        self.faults = list(faults)
+
+    def __call__(self, path: str, body: dict):
+        if self.faults:
+            fault = self.faults.pop(0)
+            if fault is not None:
+                return fault() if callable(fault) else fault
+        user = body["messages"][-1]["content"]
+        first = user.split("[The Start of Assistant A’s Answer]\n")[1].split("\n")[0]
+        return ok("The first shown is better. [[A]]" if first.startswith("good") else "B is better. [[B]]")
+
+
+def status(code: int, retry_after: str | None = None):
+    headers = {**JSON, **({"Retry-After": retry_after} if retry_after else {})}
+    return code, headers, json.dumps({"error": {"message": f"injected {code}", "type": "x"}}).encode()
+
+
+def slow():
+    time.sleep(1.5)  # longer than the client's timeout
+    return ok("late [[A]]")
+
+
+NOT_JSON = (200, {"Content-Type": "application/json"}, b"<html>upstream hiccup</html>")
+TRUNCATED = (200, {"Content-Type": "application/json"}, b'{"id": "x", "choices": [{"mess')
+
+
+@pytest.fixture
+def server():
+    lb, srv = start(Loopback(base_url=""))
+    yield lb
+    srv.shutdown()
+    srv.server_close()
+
+
+def items(n: int) -> list[QAItem]:
+    return [QAItem(id=item_id("test", f"q{i}"), split="test", question=f"q{i}",
+                   answers=(Answer("m1", f"good answer {i}"), Answer("m2", f"weak answer {i}")), source="ctx")
+            for i in range(n)]
+
+
+def judge(server: Loopback, faults: list, n: int = 2, attempts: int = 4) -> tuple[list, RetryPolicy]:
+    server.hook = Schedule(faults)
+    spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url,
+                     timeout=0.5, max_tokens=16)
+    policy = RetryPolicy(attempts=attempts, base=0.01, cap=0.05, seed=0)
+    verdicts, _ = asyncio.run(judge_items(items(n), build_llm(spec, replay=False, policy=policy), "teacher"))
+    return verdicts, policy
+
+
+def test_no_fault_two_calls_per_item(server) -> None:
+    verdicts, policy = judge(server, [])
+    assert len(server.requests) == 4 and policy.sleeps == []
+    assert [(v.source, v.score) for v in verdicts] == [("original", 1.0)] * 2
+
+
+def test_429_with_retry_after_is_honoured(server) -> None:
+    verdicts, policy = judge(server, [status(429, "0.03"), status(429, "0.02")])
+    assert len(server.requests) == 6  # two refused, then the four calls of two items
+    assert policy.sleeps == [0.03, 0.02]
+    assert all(v.source == "original" for v in verdicts)
+
+
+def test_5xx_backs_off_exponentially_with_jitter(server) -> None:
+    verdicts, policy = judge(server, [status(500), status(502), status(503)])
+    assert len(server.requests) == 7
+    assert len(policy.sleeps) == 3
+    for wait, nominal in zip(policy.sleeps, [0.01, 0.02, 0.04]):
+        assert 0.75 * nominal <= wait <= 1.25 * nominal
+    assert all(v.source == "original" for v in verdicts)
+
+
+def test_a_timeout_is_retried(server) -> None:
+    verdicts, policy = judge(server, [slow])
+    assert len(server.requests) == 5 and len(policy.sleeps) == 1
+    assert all(v.source == "original" for v in verdicts)
+
+
+@pytest.mark.parametrize("bad", [NOT_JSON, TRUNCATED], ids=["not-json", "truncated"])
+def test_a_bad_body_is_retried(server, bad) -> None:
+    verdicts, policy = judge(server, [bad])
+    assert len(server.requests) == 5 and len(policy.sleeps) == 1
+    assert all(v.source == "original" for v in verdicts)
+
+
+def test_a_call_that_keeps_failing_becomes_an_error_outcome_and_the_stage_goes_on(server) -> None:
+    verdicts, policy = judge(server, [status(503)] * 4, attempts=4)
+    assert len(server.requests) == 4 + 2  # item 0: 4 attempts of its first call; item 1: 2 calls
+    first, second = verdicts
+    assert (first.source, first.score) == ("error", None)
+    assert "HTTP 503" in first.extra["error"] and first.extra["attempts"] == 4
+    assert second.source == "original"
+
+
+def test_a_non_transient_error_is_not_retried(server) -> None:
+    verdicts, policy = judge(server, [status(400)])
+    assert len(server.requests) == 1 + 2 and policy.sleeps == []
+    assert verdicts[0].source == "error" and "HTTP 400" in verdicts[0].extra["error"]
+
+
+def test_the_flipped_call_failing_keeps_the_first_output(server) -> None:
+    verdicts, _ = judge(server, [None, status(500), status(500)], n=1, attempts=2)
+    (v,) = verdicts
+    assert len(server.requests) == 3
+    assert v.source == "error" and v.extra["raw"] == {"original": "The first shown is better. [[A]]"}
+
+
+def test_a_replay_miss_is_fatal_at_once_even_through_a_retrying_client(server, tmp_path: Path) -> None:
+    from judge_eval.recording import CassetteSpec, MissingRecordingError, cassette
+
+    spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
+    with cassette(spec, "all"):
+        judge(server, [], n=1)
+    recorded = len(server.requests)
+    with pytest.raises(MissingRecordingError, match="judge-eval record --profile local --stage teacher"):
+        with cassette(spec, "none"):
+            judge(server, [], n=2)  # item 1 was never recorded
+    assert len(server.requests) == recorded  # nothing reached the server, nothing was retried
+
+
+def test_the_real_error_surfaces_through_the_capturing_wrapper(server) -> None:
+    """OpenAIFineTuningHandler (llama-index-finetuning 0.4.2) hides a failed call behind a
+    KeyError; our capture wrapper lets the real error through."""
+    from judge_eval.capture import CapturingLLM
+
+    server.hook = lambda path, body: status(401)
+    spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url, timeout=0.5)
+    llm = CapturingLLM(build_llm(spec, replay=False, policy=RetryPolicy(attempts=1)), [])
+    with pytest.raises(CallFailedError, match="HTTP 401"):
+        asyncio.run(llm.apredict(__import__("llama_index.core.prompts", fromlist=["PromptTemplate"])
+                                 .PromptTemplate("hi")))
