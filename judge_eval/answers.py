@@ -39,9 +39,10 @@ def pick_pairs(questions: Sequence[str], labels: Sequence[str], seed: int) -> li
 
 
 async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any], *, split: str,
-                           seed: int) -> list[QAItem]:
+                           seed: int, on_item_done: Any = None) -> list[QAItem]:
     """One QA item per question: two answers and the source passage (first retrieved node's
-    text, first 1,000 characters + "...", as the study stored it)."""
+    text, first 1,000 characters + "...", as the study stored it). ``on_item_done`` runs after
+    each question (the pipeline saves the cassette there)."""
     items = []
     for question, pair in zip(questions, pick_pairs(questions, sorted(engines), seed), strict=True):
         answers, source = [], None
@@ -55,4 +56,6 @@ async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any],
             source = node_source
         items.append(QAItem(id=item_id(split, question), split=split, question=question,
                             answers=(answers[0], answers[1]), source=source or ""))
+        if on_item_done is not None:
+            on_item_done()
     return items

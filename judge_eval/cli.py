@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--run-dir", type=Path, default=None, help="where the recorded run goes (default: a "
                      "new temporary folder)")
     rec.add_argument("--no-install", action="store_true", help="do not install the recording packages")
+    rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --run-dir: "
+                     "no finished call is made again")
     rec.add_argument("--config", type=Path, default=None, help="pyproject.toml holding the profiles")
 
     fetch = sub.add_parser("fetch-study", help="download the published study's run files and verify "
@@ -113,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile = _profile(args)
             root = profile.source.parent
             summary = record(profile, cassette_root=root / "cassettes", run_dir=args.run_dir,
-                             stage=args.stage, install=not args.no_install, project_root=root)
+                             stage=args.stage, install=not args.no_install, project_root=root,
+                             resume=args.resume)
             print(json.dumps(summary, indent=2))
             print(f"cassettes: {summary['cassettes']}\nrun directory: {summary['run_dir']}\n"
                   f"wall time: {summary['seconds']} s")

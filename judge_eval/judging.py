@@ -98,11 +98,30 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
     return verdict, events
 
 
-async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False) -> tuple[list[Any], list[Any]]:
-    """Judge every item in order; returns (verdicts, events) aligned with ``items``."""
+async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False, journal: Any = None,
+                      on_item_done: Any = None) -> tuple[list[Any], list[Any]]:
+    """Judge every item; returns (verdicts, events) aligned with ``items``.
+
+    With a ``journal``, items it already holds are taken from it (no call is repeated) and each
+    newly judged item is appended as it completes; ``on_item_done`` runs first (the pipeline
+    saves the cassette there, so a resumed recording has every finished call on disk).
+    """
+    from judge_eval.store import event_from_json, event_to_json, verdict_from_json, verdict_to_json
+
+    done = journal.load() if journal is not None else {}
     verdicts, events = [], []
     for item in items:
-        verdict, item_events = await judge_item(item, llm, judge, capture=capture)
+        if item.id in done:
+            record = done[item.id]
+            verdict = verdict_from_json(record["verdict"])
+            item_events = [event_from_json(e) for e in record.get("events", [])]
+        else:
+            verdict, item_events = await judge_item(item, llm, judge, capture=capture)
+            if on_item_done is not None:
+                on_item_done()
+            if journal is not None:
+                journal.append({"id": item.id, "verdict": verdict_to_json(verdict),
+                                "events": [event_to_json(e) for e in item_events]})
         verdicts.append(verdict)
         events.extend(item_events)
     return verdicts, events

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import platform
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Context:
     counts: dict[str, Any] = field(default_factory=dict)
     _loop: Any = field(default=None, repr=False)
     _retry: Any = field(default=None, repr=False)
+    _cassette: Any = field(default=None, repr=False)
 
     @property
     def retry(self) -> Any:
@@ -92,9 +94,25 @@ class Context:
             raise ValueError(f"unknown stage {stage!r}")
         spec = self.spec(stage, split, name=name)
         with cassette(spec, self.modes.get(stage, "none")) as cass:
-            result = fn(self.replay(stage))
+            self._cassette = cass
+            try:
+                result = fn(self.replay(stage))
+            finally:
+                self._cassette = None
         self._observe(f"{name or stage}-{split}", cass)
         return result
+
+    def save_cassette(self) -> None:
+        """While recording, write the cassette as it is now (after each finished item), so that
+        an interrupted recording keeps every call it paid for."""
+        cass = self._cassette
+        if cass is not None and cass.record_mode != "none":
+            cass._save(force=True)  # vcrpy 9.4.2 saves only on exit; this is its own save routine
+
+    def journal(self, name: str, split: str) -> Any:
+        from judge_eval.journal import Journal
+
+        return Journal(self.run_dir / "journal" / f"{name}-{split}.jsonl")
 
     def _observe(self, key: str, cass: Any) -> None:
         models, fingerprints, usage = set(), set(), {"prompt_tokens": 0, "completion_tokens": 0}
@@ -163,7 +181,8 @@ def stage_answers(ctx: Context, split: str, documents: list[Any], questions: lis
         retriever = build_retriever(documents, build_embeddings(cfg.embeddings, replay=replay),
                                     top_k=cfg.top_k, chunk_size=cfg.chunk_size)
         engines = query_engines(retriever, {a.label: _llm(a, replay, ctx) for a in cfg.answerers})
-        return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed))
+        return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed,
+                                              on_item_done=ctx.save_cassette))
 
     items = ctx.run_stage("answers", split, run)
     ctx.counts[f"items_{split}"] = len(items)
@@ -180,7 +199,9 @@ def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAI
     from judge_eval.judging import judge_items
 
     def run(replay: bool):
-        return ctx.run_async(judge_items(items, _llm(spec, replay, ctx), judge, capture=capture))
+        return ctx.run_async(judge_items(items, _llm(spec, replay, ctx), judge, capture=capture,
+                                         journal=None if replay else ctx.journal(name, split),
+                                         on_item_done=ctx.save_cassette))
 
     verdicts, events = ctx.run_stage(stage, split, run, name=name)
     sources: dict[str, int] = {}
@@ -223,6 +244,14 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
     rerecord = ctx.spec("distill", "train").rerecord_command
     path = manifest_path(ctx)
     if cfg.distill.kind == "local-lora":
+        adapter = ctx.run_dir / "distill" / "adapter.gguf"
+        if ctx.modes.get("distill") == "new_episodes" and path.is_file() and adapter.is_file():
+            # Resuming a recording: the adapter this run already trained is served again.
+            manifest = json.loads(path.read_text("utf-8"))
+            if manifest.get("data_hash") == data_hash(training) and ctx.serve_adapter is not None \
+                    and manifest.get("adapter_sha256") == hashlib.sha256(adapter.read_bytes()).hexdigest():
+                manifest["base_url"] = ctx.serve_adapter(adapter, manifest["model"])
+                return DistilledModel(model=manifest["model"], manifest=manifest)
         if ctx.replay("distill"):
             if not path.is_file():
                 raise JudgeEvalError(f"no distillation manifest {path}; record it with: {rerecord}")
@@ -300,8 +329,15 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
         "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
         "packages": _versions(),
     }
-    run = Run(path=ctx.run_dir, train=tuple(train), test=tuple(test), events=tuple(events),
-              resolved=tuple(resolved), meta=meta)
+    # Written in id order, so the files do not depend on the order in which items completed.
+    from judge_eval.records import ORDERS
+
+    def event_key(e: Any) -> tuple[str, int]:
+        return (e.item_id or "", ORDERS.index(e.order) if e.order in ORDERS else len(ORDERS))
+
+    run = Run(path=ctx.run_dir, train=tuple(sorted(train, key=lambda i: i.id)),
+              test=tuple(sorted(test, key=lambda i: i.id)), events=tuple(sorted(events, key=event_key)),
+              resolved=tuple(sorted(resolved, key=event_key)), meta=meta)
     write_run(run)
     return ctx.run_dir
 

@@ -44,8 +44,14 @@ def is_local(profile: Profile) -> bool:
 
 
 def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None, stage: str | None = None,
-           install: bool = True, project_root: Path) -> dict[str, Any]:
-    """Re-record the profile's cassettes (from ``stage`` on); returns a summary."""
+           install: bool = True, project_root: Path, resume: bool = False) -> dict[str, Any]:
+    """Re-record the profile's cassettes (from ``stage`` on); returns a summary.
+
+    ``resume``: continue an interrupted recording in ``run_dir``: cassettes are extended, not
+    replaced (a call already recorded is replayed, not repeated), and judging stages skip the
+    items their journals hold."""
+    if resume and (run_dir is None or not Path(run_dir).is_dir()):
+        raise ConfigError("--resume needs the run directory of the interrupted recording (--run-dir DIR)")
     if profile.pipeline is None:
         raise ConfigError(f"profile {profile.name!r} has no pipeline to record")
     if stage is not None and stage not in STAGES:
@@ -56,7 +62,8 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
               "the distill stage", flush=True)
         stage = "distill"
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"judge-eval-{profile.name}-"))
-    ctx = Context(profile=profile, cassette_root=cassette_root, run_dir=run_dir, modes=modes_from(stage, "all"))
+    ctx = Context(profile=profile, cassette_root=cassette_root, run_dir=run_dir,
+                  modes=modes_from(stage, "new_episodes" if resume else "all"))
     started = time.monotonic()
     if is_local(profile):
         from judge_eval.local_models import ensure_record_packages, model_file

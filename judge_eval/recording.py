@@ -203,8 +203,10 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
         check_cassette_file(spec)
     backup = path.with_name(path.name + ".previous")
     if mode == "all" and path.exists():
-        # A re-recording starts from nothing (no stale interactions), but the old cassette is
-        # kept aside until the new one is complete: a failed recording loses nothing.
+        # A re-recording starts from nothing (no stale interactions); the old cassette is kept
+        # aside until the new one is complete. If the recording fails, both stay: the partial
+        # new one (every call it paid for, which `judge-eval record --resume` replays instead of
+        # repeating) and the old one beside it.
         path.replace(backup)
     recorder = vcr.VCR(
         record_mode=mode,
@@ -214,6 +216,7 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
         decode_compressed_response=True,
     )
     recorder.register_matcher("judge_body", _match_body)
+    cass = None
     try:
         with recorder.use_cassette(str(path)) as cass:
             cass.get_metadata("profile", spec.profile)
@@ -221,8 +224,8 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             cass.get_metadata("split", spec.split)
             yield cass
     except BaseException as exc:
-        if backup.exists():
-            backup.replace(path)
+        if backup.exists() and (cass is None or len(cass) == 0):
+            backup.replace(path)  # nothing new was recorded: put the old cassette back
         miss = _missing_cause(exc)
         if miss is None:
             raise

@@ -235,6 +235,15 @@ def read_run(path: Path | str, *, require: Sequence[str] = ("test",)) -> Run:
     return Run(path=root, meta=meta, **parts)
 
 
+def verdict_from_json(obj: Any, where: str = "journal") -> Verdict:
+    """A verdict from its JSON form (as ``verdict_to_json`` wrote it)."""
+    return _parse_verdict(_Line(Path(where), 0), obj, "verdict")
+
+
+def event_from_json(obj: Any, where: str = "journal") -> FinetuneEvent:
+    return _parse_event(_Line(Path(where), 0), obj)
+
+
 # --------------------------------------------------------------------------- writing
 
 

@@ -167,3 +167,46 @@ def test_a_changed_prompt_fails_replay_and_re_recording_fixes_it(fake, tmp_path:
     finally:
         ctx.close()
     assert run(changed, tmp_path, "none", "fixed").is_dir()
+
+
+def test_an_interrupted_recording_resumes_without_repeating_a_finished_call(fake, tmp_path: Path,
+                                                                            monkeypatch) -> None:
+    """Ctrl-C in the middle of the teacher stage, after the first call of an item returned; the
+    resumed recording makes exactly the calls a clean recording makes, counted at the server."""
+    from judge_eval import capture
+    from judge_eval.pipeline import modes_from
+
+    profile = openai_profile_on(fake)
+    clean = run(profile, tmp_path / "clean", "all", "run")
+    clean_requests = sorted(fake.requests)
+    fake.requests.clear()
+    fake.polls = 0
+
+    original = capture.CapturingLLM._record_chat
+    seen = {"calls": 0}
+
+    def interrupt_after_third_judge_call(self, messages, response):
+        result = original(self, messages, response)
+        if "[User Question]" in (messages[-1].content or ""):
+            seen["calls"] += 1
+            if seen["calls"] == 3:  # item 1's first call has returned and been recorded
+                raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(capture.CapturingLLM, "_record_chat", interrupt_after_third_judge_call)
+    work = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        run(profile, work, "all", "run")
+    assert (work / "run" / "journal" / "teacher-train.jsonl").read_text().count("\n") == 1
+    monkeypatch.setattr(capture.CapturingLLM, "_record_chat", original)
+
+    ctx = Context(profile=profile, cassette_root=work / "cassettes", run_dir=work / "run",
+                  modes=modes_from(None, "new_episodes"))
+    try:
+        resumed = run_all(ctx)
+    finally:
+        ctx.close()
+    assert sorted(fake.requests) == clean_requests  # nothing paid twice, nothing missing
+    for name in ("train_qa.jsonl", "test_qa_complete.jsonl", "pairwise_finetuning_events.jsonl"):
+        assert (resumed / name).read_bytes() == (clean / name).read_bytes()
+    assert run(profile, work, "none", "replayed").is_dir()  # the resumed cassettes replay

@@ -132,7 +132,7 @@ def test_multipart_bodies_match_on_their_parts_not_the_boundary() -> None:
     assert a == b != c and a.startswith("multipart:")
 
 
-def test_a_failed_re_recording_keeps_the_previous_cassette(tmp_path: Path, server) -> None:
+def test_a_failed_re_recording_keeps_both_the_partial_and_the_previous_cassette(tmp_path: Path, server) -> None:
     s = spec(tmp_path)
     with cassette(s, "all"):
         call(server.base_url, {"model": "m", "messages": []})
@@ -140,5 +140,11 @@ def test_a_failed_re_recording_keeps_the_previous_cassette(tmp_path: Path, serve
     with pytest.raises(RuntimeError, match="server went away"), cassette(s, "all"):
         call(server.base_url, {"model": "m2", "messages": []})
         raise RuntimeError("server went away")
-    assert s.path.read_bytes() == before
-    assert [p.name for p in s.path.parent.iterdir()] == [s.path.name]
+    previous = s.path.with_name(s.path.name + ".previous")
+    assert previous.read_bytes() == before
+    assert '"m2"' in s.path.read_text()  # the call it paid for is kept
+    # A failure before anything was recorded puts the old cassette back.
+    previous.replace(s.path)
+    with pytest.raises(RuntimeError, match="no call"), cassette(s, "all"):
+        raise RuntimeError("no call")
+    assert s.path.read_bytes() == before and not previous.exists()
