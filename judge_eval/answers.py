@@ -43,11 +43,23 @@ async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any],
     """One QA item per question: two answers and the source passage (first retrieved node's
     text, first 1,000 characters + "...", as the study stored it). ``on_item_done`` runs after
     each question (the pipeline saves the cassette there)."""
+    from judge_eval.retry import CallFailedError
+
     items = []
     for question, pair in zip(questions, pick_pairs(questions, sorted(engines), seed), strict=True):
         answers, source = [], None
-        for label in pair:
-            response = await engines[label].aquery(question)
+        try:
+            responses = [await engines[label].aquery(question) for label in pair]
+        except CallFailedError as exc:
+            # Kept in the run with its reason (no answers to judge); the judging stages record an
+            # `error` verdict for it, and the gates count errors.
+            items.append(QAItem(id=item_id(split, question), split=split, question=question,
+                                answers=(Answer(pair[0], ""), Answer(pair[1], "")), source="",
+                                extra={"error": f"answers stage: {exc}"}))
+            if on_item_done is not None:
+                on_item_done()
+            continue
+        for label, response in zip(pair, responses, strict=True):
             answers.append(Answer(model=label, text=str(response)))
             node_source = response.source_nodes[0].node.get_content()[:SOURCE_CHARS] + "..."
             if source is not None and source != node_source:

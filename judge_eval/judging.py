@@ -68,6 +68,9 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
     from judge_eval.records import ERROR
     from judge_eval.retry import CallFailedError
 
+    if item.extra.get("error"):  # the answers stage failed for this item: nothing to judge
+        return Verdict(llm=judge, score=None, text="", source=ERROR,
+                       extra={"error": item.extra["error"], "attempts": 0}), []
     calls: list[Call] = []
     evaluator = PairwiseComparisonEvaluator(llm=CapturingLLM(llm, calls), parser_function=parser_function)
     try:

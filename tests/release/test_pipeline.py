@@ -119,3 +119,18 @@ def test_gated_judges_meet_the_profile_thresholds(pipeline_run: Path, pipeline_p
                           resamples=pipeline_profile.bootstrap_resamples)
     failures = check_run(metrics, pipeline_profile, run_dir=pipeline_run)
     assert not failures, "\n".join(f.message for f in failures)
+
+
+def test_replay_blocks_the_network_except_loopback(pipeline_ctx: Context) -> None:
+    import socket
+
+    from pytest_recording import network
+
+    if not pipeline_ctx.replay("teacher"):
+        pytest.skip("recording needs the network")
+    assert socket.socket.connect is not network._original_connect  # the guard is installed
+    with socket.socket() as server:  # loopback, the tests' own servers, stays reachable
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        with socket.create_connection(server.getsockname(), timeout=2):
+            pass

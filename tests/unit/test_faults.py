@@ -163,3 +163,38 @@ def test_the_real_error_surfaces_through_the_capturing_wrapper(server) -> None:
     with pytest.raises(CallFailedError, match="HTTP 401"):
         asyncio.run(llm.apredict(__import__("llama_index.core.prompts", fromlist=["PromptTemplate"])
                                  .PromptTemplate("hi")))
+
+
+def test_an_answer_that_keeps_failing_is_kept_as_an_error_item_and_judged_as_error(server) -> None:
+    from llama_index.core import Document
+
+    from judge_eval.answers import answer_questions, build_retriever, query_engines
+    from judge_eval.clients import build_embeddings
+
+    def hook(path: str, body: dict):
+        text = json.dumps(body)
+        if path.endswith("/chat/completions") and "doomed question" in text:
+            return status(503)
+        return None  # default answers (and embeddings) from the loopback server
+
+    server.hook = hook
+    emb = build_embeddings(ModelSpec(role="embeddings", api="openai-like", model="e", label="e",
+                                     base_url=server.base_url), replay=False)
+    policy = RetryPolicy(attempts=3, base=0.01, cap=0.02, seed=0)
+    llms = {name: build_llm(ModelSpec(role=name, api="openai-like", model=name, label=name,
+                                      base_url=server.base_url, timeout=2), replay=False, policy=policy)
+            for name in ("m1", "m2")}
+    retriever = build_retriever([Document(text="Alpha town was founded in 1700."),
+                                 Document(text="Beta town has a bridge.")], emb, top_k=2, chunk_size=64)
+    before = len(server.requests)
+    result = asyncio.run(answer_questions(["fine question", "doomed question"],
+                                          query_engines(retriever, llms), split="test", seed=1))
+    chat_requests = [r for r in server.requests[before:] if r["path"].endswith("/chat/completions")]
+    assert len(chat_requests) == 2 + 3  # two answers for the first question; 3 attempts, then give up
+    ok_item, failed = result
+    assert ok_item.answers[0].text and "error" not in ok_item.extra
+    assert "HTTP 503" in failed.extra["error"] and failed.source == ""
+    n = len(server.requests)
+    verdicts, _ = asyncio.run(judge_items([failed], llms["m1"], "teacher"))
+    assert verdicts[0].source == "error" and "answers stage" in verdicts[0].extra["error"]
+    assert len(server.requests) == n  # nothing to judge, no call made

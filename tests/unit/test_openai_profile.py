@@ -60,7 +60,11 @@ def run(profile, tmp_path: Path, mode: str, name: str) -> Path:
         ctx.close()
 
 
-def test_record_with_every_openai_profile_client_then_replay_offline(fake, tmp_path: Path) -> None:
+def test_record_with_every_openai_profile_client_then_replay_offline(fake, tmp_path: Path, caplog,
+                                                                     capfd) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # every library's debug log, as a user debugging a run would see it
     profile = openai_profile_on(fake)
     recorded = run(profile, tmp_path, "all", "recorded")
     seen = {path for _, path in fake.requests}
@@ -79,12 +83,16 @@ def test_record_with_every_openai_profile_client_then_replay_offline(fake, tmp_p
     assert meta["distillation"]["fine_tuned_model"] == fake.fine_tuned_model
     assert meta["distillation"]["job_id"] == "ftjob-loopback"
 
-    # No key or token in any file written: cassettes, run files, run.json.
+    # No key or token in any file written (cassettes, run files, run.json) or any log line.
     written = list((tmp_path / "cassettes").rglob("*")) + list(recorded.rglob("*")) + list(replayed.rglob("*"))
     for path in (p for p in written if p.is_file()):
         text = path.read_text(errors="replace")
         for secret in FAKE_KEYS.values():
             assert secret not in text, f"{secret[:6]}... leaked into {path}"
+    out, err = capfd.readouterr()
+    assert caplog.records, "debug logging was not captured"
+    for secret in FAKE_KEYS.values():
+        assert secret not in caplog.text and secret not in out and secret not in err
 
 
 # --------------------------------------------------------------------------- fine-tuning job states
