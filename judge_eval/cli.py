@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --run-dir: "
                      "no finished call is made again")
     rec.add_argument("--config", type=Path, default=None, help="pyproject.toml holding the profiles")
+    rec.add_argument("--study-dir", type=Path, default=None, help="the study's run files, for profiles that "
+                     "distil it (default: the study profile's data, ../shared/seed_run)")
 
     fetch = sub.add_parser("fetch-study", help="download the published study's run files and verify "
                            "their sha256")
@@ -112,11 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from judge_eval.record import record
 
+            from judge_eval.config import load_profiles
+
             profile = _profile(args)
             root = profile.source.parent
+            study_dir = args.study_dir or load_profiles(profile.source)["study"].data
             summary = record(profile, cassette_root=root / "cassettes", run_dir=args.run_dir,
                              stage=args.stage, install=not args.no_install, project_root=root,
-                             resume=args.resume)
+                             resume=args.resume, study_dir=study_dir)
             print(json.dumps(summary, indent=2))
             print(f"cassettes: {summary['cassettes']}\nrun directory: {summary['run_dir']}\n"
                   f"wall time: {summary['seconds']} s")

@@ -312,7 +312,8 @@ def _versions() -> dict[str, str]:
 def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events: list[Any],
                   resolved: list[Any], distilled: Any) -> Path:
     cfg = ctx.config
-    models = {role: getattr(cfg, role).model for role in ("question_writer", "embeddings", "teacher", "student")}
+    models = {role: getattr(cfg, role).model for role in ("question_writer", "embeddings", "teacher", "student")
+              if getattr(cfg, role) is not None}
     models["answerers"] = [a.model for a in cfg.answerers]
     models["distilled_student"] = distilled.model
     meta = {
@@ -342,8 +343,27 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
     return ctx.run_dir
 
 
-def run_all(ctx: Context) -> Path:
+def run_from_study(ctx: Context, study_dir: Path) -> Path:
+    """The study's run as the teacher side: its train items and GPT-4 verdicts, its 72 resolved
+    fine-tuning events and its 64 test pairs (with the study's three judges' verdicts) are read
+    from ``study_dir``; only the distillation and the two students' judging run here."""
+    from judge_eval.store import read_run
+
+    study = read_run(study_dir, require=("train", "test", "resolved"))
+    ctx.counts.update({"items_train": len(study.train), "items_test": len(study.test),
+                       "resolved_events": len(study.resolved)})
+    distilled = stage_distill(ctx, list(study.resolved))
+    test = stage_students(ctx, list(study.test), distilled)
+    return write_run_dir(ctx, list(study.train), test, [], list(study.resolved), distilled)
+
+
+def run_all(ctx: Context, study_dir: Path | None = None) -> Path:
     """Every stage in order; returns the run directory."""
+    if ctx.config.source == "study":
+        if study_dir is None:
+            raise ConfigError(f"profile {ctx.profile.name} distils the study's run: give its folder "
+                              "(--study-dir, default ../shared/seed_run)")
+        return run_from_study(ctx, study_dir)
     docs = {split: stage_corpus(ctx, split) for split in ("train", "test")}
     questions = {split: stage_questions(ctx, split, docs[split]) for split in ("train", "test")}
     items = {split: stage_answers(ctx, split, docs[split], questions[split]) for split in ("train", "test")}

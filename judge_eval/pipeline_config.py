@@ -61,7 +61,7 @@ class DistillSpec:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    corpus_kind: str
+    corpus_kind: str  # "wikipedia" or "directory"; "study" when the items come from the study's run
     train_pages: tuple[str, ...] = ()
     test_pages: tuple[str, ...] = ()
     corpus_dir: Path | None = None
@@ -78,6 +78,7 @@ class PipelineConfig:
     distill: DistillSpec | None = None
     base_student_name: str = "gpt_3p5"
     distilled_student_name: str = "ft_gpt_3p5"
+    source: str = "build"  # "build": run every stage; "study": take items and events from the study
     retry_attempts: int = 6  # live calls: tries per call (429/5xx/timeouts/resets/bad bodies)
     retry_base: float = 1.0  # first backoff in seconds, doubled each retry, with +/-25% jitter
     retry_cap: float = 60.0  # longest wait, also the cap on a server's Retry-After
@@ -150,6 +151,10 @@ def parse_pipeline(raw: Any, where: str, pyproject: Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: pipeline must be a table")
     base = pyproject.parent
+    if raw.get("source", "build") not in ("build", "study"):
+        raise ConfigError(f"{where}: pipeline.source = {raw.get('source')!r}; it must be build or study")
+    if raw.get("source") == "study":
+        return _parse_study_pipeline(raw, where, base)
     corpus = raw.get("corpus", {})
     kind = corpus.get("kind")
     if kind not in CORPUS_KINDS:
@@ -192,6 +197,22 @@ def parse_pipeline(raw: Any, where: str, pyproject: Path) -> PipelineConfig:
     labels = [a.label for a in kwargs["answerers"]]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{where}: pipeline.models.answerers have repeated labels {labels}")
+    kwargs.update(_parse_tail(raw, where, base))
+    return PipelineConfig(**kwargs)
+
+
+def _parse_study_pipeline(raw: dict[str, Any], where: str, base: Path) -> PipelineConfig:
+    """Items, teacher verdicts and resolved events come from the study's run; only the student
+    and its distillation are configured."""
+    models = raw.get("models", {})
+    if "student" not in models:
+        raise ConfigError(f"{where}: pipeline.models.student is missing")
+    return PipelineConfig(corpus_kind="study", source="study", student=_model(models["student"], "student", where, base),
+                          **_parse_tail(raw, where, base))
+
+
+def _parse_tail(raw: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
     distill = raw.get("distill", {})
     if distill.get("kind") not in DISTILLERS:
         raise ConfigError(f"{where}: pipeline.distill.kind = {distill.get('kind')!r}; it must be one of "
@@ -212,4 +233,4 @@ def parse_pipeline(raw: Any, where: str, pyproject: Path) -> PipelineConfig:
     for key, attr in (("base_student", "base_student_name"), ("distilled_student", "distilled_student_name")):
         if key in names:
             kwargs[attr] = str(names[key])
-    return PipelineConfig(**kwargs)
+    return kwargs

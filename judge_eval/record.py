@@ -27,7 +27,7 @@ def _local_servers(profile: Profile) -> dict[int, tuple[str, bool]]:
     cfg = profile.pipeline
     assert cfg is not None
     ports: dict[int, tuple[str, bool]] = {}
-    specs = [cfg.question_writer, *cfg.answerers, cfg.teacher, cfg.student]
+    specs = [s for s in (cfg.question_writer, *cfg.answerers, cfg.teacher, cfg.student) if s is not None]
     for spec, embedding in [(s, False) for s in specs] + [(cfg.embeddings, True)]:
         if spec is None or spec.api != "openai-like":
             continue
@@ -44,7 +44,8 @@ def is_local(profile: Profile) -> bool:
 
 
 def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None, stage: str | None = None,
-           install: bool = True, project_root: Path, resume: bool = False) -> dict[str, Any]:
+           install: bool = True, project_root: Path, resume: bool = False,
+           study_dir: Path | None = None) -> dict[str, Any]:
     """Re-record the profile's cassettes (from ``stage`` on); returns a summary.
 
     ``resume``: continue an interrupted recording in ``run_dir``: cassettes are extended, not
@@ -85,12 +86,12 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
 
             ctx.serve_adapter = serve_adapter
             try:
-                run_all(ctx)
+                run_all(ctx, study_dir)
             finally:
                 ctx.close()
     else:
         try:
-            run_all(ctx)
+            run_all(ctx, study_dir)
         finally:
             ctx.close()
     seconds = time.monotonic() - started

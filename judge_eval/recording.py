@@ -126,16 +126,97 @@ def _match_body(r1, r2) -> None:
 # --------------------------------------------------------------------------- scrubbing
 
 
-def _scrub_request(body_hash: bool):
+def _scrub_request(body_hash: bool, texts: dict[str, str]):
     def scrub(request):
         content_type = _header(request.headers, "content-type")
         request.headers = {k: v for k, v in request.headers.items() if k.lower() in KEEP_REQUEST_HEADERS}
         if body_hash and request.body:
             canonical = canonical_body(request.body, content_type)
             # vcrpy runs this filter again on interactions it loads: a stored hash stays as it is.
-            request.body = canonical if canonical.startswith(HASH_PREFIX) else body_digest(canonical)
+            if canonical.startswith(HASH_PREFIX):
+                request.body = canonical
+            else:
+                digest = body_digest(canonical)
+                texts[digest] = _request_text(canonical)
+                request.body = digest
         return request
     return scrub
+
+
+def _request_text(canonical: str) -> str:
+    """The text a model saw in a request body (its messages or prompt), for echo masking."""
+    try:
+        data = json.loads(canonical)
+    except ValueError:
+        return canonical
+    parts = [m.get("content") or "" for m in data.get("messages", []) if isinstance(m, dict)]
+    if isinstance(data.get("prompt"), str):
+        parts.append(data["prompt"])
+    return "\n".join(p for p in parts if isinstance(p, str))
+
+
+def _mask_on_save(texts: dict[str, str]):
+    """Before a body-hash cassette is saved: mask third-party text the model echoed."""
+    def hook(request, response, cassette):
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        text = texts.get(body)
+        if text is not None and isinstance(response.get("body", {}).get("string"), (str, bytes)):
+            raw = response["body"]["string"]
+            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            response["body"]["string"] = _mask_response_body(raw, text).encode("utf-8")
+        return request, response
+    return hook
+
+
+_WORD = re.compile(r"\w+")
+_VERDICT_TOKEN = re.compile(r"\[\[\s*[ABC]\s*\]\]")
+ECHO_WORDS = 6  # a run of this many words copied from the request counts as an echo
+
+
+def mask_echoes(output: str, request_text: str, min_words: int = ECHO_WORDS) -> str:
+    """Mask every run of ``min_words`` or more words of ``output`` that also appears in
+    ``request_text``: letters and digits become ``x``, everything else (spaces, punctuation,
+    newlines) and verdict tokens like ``[[A]]`` stay. A model echoing third-party text from its
+    prompt then stores none of it, while the judge-output parser reads the masked text exactly
+    as the original (it looks only at verdict tokens and the punctuation between them)."""
+    words = list(_WORD.finditer(output.lower()))
+    if len(words) < min_words:
+        return output
+    haystack = " " + " ".join(_WORD.findall(request_text.lower())) + " "
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i + min_words <= len(words):
+        j = i + min_words
+        if " " + " ".join(m.group() for m in words[i:j]) + " " not in haystack:
+            i += 1
+            continue
+        while j < len(words) and " " + " ".join(m.group() for m in words[i:j + 1]) + " " in haystack:
+            j += 1
+        spans.append((words[i].start(), words[j - 1].end()))
+        i = j
+    if not spans:
+        return output
+    keep = {k for m in _VERDICT_TOKEN.finditer(output) for k in range(m.start(), m.end())}
+    chars = list(output)
+    for start, end in spans:
+        for k in range(start, end):
+            if k not in keep and chars[k].isalnum():
+                chars[k] = "x"
+    return "".join(chars)
+
+
+def _mask_response_body(body: str, request_text: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return mask_echoes(body, request_text)
+    for choice in data.get("choices", []) if isinstance(data, dict) else []:
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):
+            message["content"] = mask_echoes(message["content"], request_text)
+        if isinstance(choice.get("text"), str):
+            choice["text"] = mask_echoes(choice["text"], request_text)
+    return json.dumps(data)
 
 
 def _scrub_response(response: dict) -> dict:
@@ -208,17 +289,19 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
         # new one (every call it paid for, which `judge-eval record --resume` replays instead of
         # repeating) and the old one beside it.
         path.replace(backup)
+    texts: dict[str, str] = {}  # body hash -> the text the model saw (recording only, in memory)
     recorder = vcr.VCR(
         record_mode=mode,
         match_on=["method", "path", "query", "judge_body"],
-        before_record_request=_scrub_request(spec.body_hash),
+        before_record_request=_scrub_request(spec.body_hash, texts),
         before_record_response=_scrub_response,
         decode_compressed_response=True,
     )
     recorder.register_matcher("judge_body", _match_body)
     cass = None
     try:
-        with recorder.use_cassette(str(path)) as cass:
+        with recorder.use_cassette(str(path), before_save_interaction=(
+                _mask_on_save(texts) if spec.body_hash else None)) as cass:
             cass.get_metadata("profile", spec.profile)
             cass.get_metadata("stage", spec.stage)
             cass.get_metadata("split", spec.split)

@@ -148,3 +148,32 @@ def test_a_failed_re_recording_keeps_both_the_partial_and_the_previous_cassette(
     with pytest.raises(RuntimeError, match="no call"), cassette(s, "all"):
         raise RuntimeError("no call")
     assert s.path.read_bytes() == before and not previous.exists()
+
+
+def test_echoed_request_text_is_masked_but_parses_the_same() -> None:
+    from judge_eval.parsing import parse_verdict
+    from judge_eval.recording import mask_echoes
+
+    request = "[User Question]\nWhen was the old stone bridge over the river rebuilt after the flood?"
+    output = ("The old stone bridge over the river rebuilt after the flood was in 1958. So A. [[A]] or "
+              "[[B]]? Final: [[A]]")
+    masked = mask_echoes(output, request)
+    assert "stone bridge" not in masked and masked.startswith("xxx xxx xxxxx xxxxxx xxxx xxx xxxxx")
+    assert len(masked) == len(output) and masked.endswith("So A. [[A]] or [[B]]? Final: [[A]]")
+    assert parse_verdict(masked).outcome == parse_verdict(output).outcome == "A"
+    assert mask_echoes("Short echo: the old stone bridge. [[B]]", request) == "Short echo: the old stone bridge. [[B]]"
+
+
+def test_body_hash_cassettes_mask_echoed_text_in_responses(tmp_path: Path, server) -> None:
+    secret_text = "third party passage about the lighthouse keeper and his seven brave daughters"
+    server.reply = lambda body: f"Echo: {secret_text}. Final verdict: [[A]]"
+    s = spec(tmp_path, body_hash=True)
+    payload = {"model": "m", "messages": [{"role": "user", "content": f"Reference: {secret_text}"}]}
+    with cassette(s, "all"):
+        live = call(server.base_url, payload)
+    text = s.path.read_text()
+    assert "lighthouse" not in text and "daughters" not in text
+    with cassette(s, "none"):
+        replayed = call(server.base_url, payload)
+    assert replayed["choices"][0]["message"]["content"].endswith("Final verdict: [[A]]")
+    assert live["choices"][0]["message"]["content"] != replayed["choices"][0]["message"]["content"]
