@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="print every judge's agreement with the reference")
     _add_metric_options(report)
-    report.add_argument("--format", choices=("text", "json"), default="text")
+    report.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     report.add_argument("--json", dest="format", action="store_const", const="json",
                         help="alias of --format json")
 
@@ -39,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--config", type=Path, default=None,
                       help="pyproject.toml holding the profiles (default: the nearest one above the "
                            "current folder)")
+
+    cmp = sub.add_parser("compare", help="what changed between two runs of the same test items; exit 1 when a "
+                         "gated judge's agreement drops significantly or a passing gate now fails")
+    cmp.add_argument("old_run", type=Path)
+    cmp.add_argument("new_run", type=Path)
+    cmp.add_argument("--reference", default=None, help="reference judge (default: the profile's, else gpt_4)")
+    cmp.add_argument("--profile", default="study", help="profile whose gated judges and gates apply (default: study)")
+    cmp.add_argument("--config", type=Path, default=None, help="pyproject.toml holding the profiles")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp.add_argument("--format", choices=("text", "json"), default="text")
 
     rec = sub.add_parser("record", help="re-record a profile's cassettes against real servers (starts "
                          "local llama.cpp servers for the local profile)")
@@ -109,6 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'FAIL' if failures else 'PASS'}: profile {profile.name}, gated judge(s) {gated}, "
                   f"{len(failures)} gate failure(s)")
             return 1 if failures else 0
+        if args.command == "compare":
+            import json
+
+            from judge_eval.compare import compare_runs, load_items, render_comparison
+
+            profile = _profile(args)
+            result = compare_runs(load_items(args.old_run), load_items(args.new_run),
+                                  reference=args.reference or profile.reference, gated=profile.gated,
+                                  profile=profile, old_path=str(args.old_run), new_path=str(args.new_run),
+                                  alpha=args.alpha, seed=profile.bootstrap_seed,
+                                  resamples=profile.bootstrap_resamples)
+            sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json"
+                             else render_comparison(result))
+            return 1 if result.fails else 0
         if args.command == "record":
             import json
 

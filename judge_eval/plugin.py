@@ -49,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"folder with the published study's run files (env: {STUDY_DIR_ENV}; ini: "
                          "judge_eval_study_dir; default: the study profile's `data`, ../shared/seed_run)")
     parser.addini("judge_eval_study_dir", "folder with the published study's run files", default="")
+    group.addoption("--baseline-run", default=None,
+                    help="a previous run directory of the same test items: the release tests fail when a gated "
+                         "judge's agreement dropped significantly since (ini: judge_eval_baseline_run)")
+    parser.addini("judge_eval_baseline_run", "baseline run directory for regression checks", default="")
 
 
 def _settings(config: pytest.Config) -> Settings:

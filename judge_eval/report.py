@@ -6,7 +6,7 @@ import json
 
 from judge_eval.metrics import FRAMES, Comparison, RunMetrics
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "markdown")
 
 _FRAME_TITLES = {
     "study": "study frame: raw scores, as the published notebook compared them",
@@ -61,9 +61,36 @@ def render_json(metrics: RunMetrics) -> str:
     return json.dumps(metrics.to_json(), indent=2) + "\n"
 
 
+def _num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_markdown(metrics: RunMetrics, *, title: str | None = None) -> str:
+    """One table per frame, for a pull-request comment or a CI step summary."""
+    ref = metrics.reference_stats
+    lines = [f"### {title or 'judge_eval report'}", "",
+             f"Reference judge **{metrics.reference}**: {ref.inconclusive} inconclusive of {ref.items} "
+             f"(parse failures {ref.parse_failures}, errors {ref.errors}).", ""]
+    for frame in FRAMES:
+        lines += [f"**{_FRAME_TITLES[frame]}**", "",
+                  "| judge | inconclusive | parse failures | errors | agreements | agreement rate | 95% interval "
+                  "| correlation | Jaccard | Cohen's kappa |",
+                  "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for name, frames in metrics.judges.items():
+            c = frames[frame]
+            ci = f"[{_num(c.agreement_ci[0])}, {_num(c.agreement_ci[1])}]" if c.agreement_ci else "n/a"
+            lines.append(f"| {name} | {c.inconclusive} | {c.parse_failures} | {c.errors} | {c.agreements} of "
+                         f"{c.total} | {_num(c.agreement_rate)} | {ci} | {_num(c.correlation)} | "
+                         f"{_num(c.jaccard)} | {_num(c.kappa)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def render(metrics: RunMetrics, fmt: str = "text", *, title: str | None = None) -> str:
     if fmt == "text":
         return render_text(metrics, title=title)
     if fmt == "json":
         return render_json(metrics)
+    if fmt == "markdown":
+        return render_markdown(metrics, title=title)
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")

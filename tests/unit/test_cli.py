@@ -83,3 +83,10 @@ def test_console_script_is_installed() -> None:
     exe = shutil.which("judge-eval") or str(Path(sys.executable).parent / "judge-eval")
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "fetch-study" in result.stdout
+
+
+def test_report_markdown(study_dir: Path, capsys) -> None:
+    assert main(["report", str(study_dir), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| ft_gpt_3p5 | 15 | 0 | 0 | 41 of 47 | 0.872 | [0.766, 0.957] | 0.765 | 0.773 |" in out
+    assert "| ft_gpt_3p5 | 15 | 0 | 0 | 44 of 47 | 0.936 |" in out

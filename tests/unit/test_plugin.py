@@ -90,3 +90,36 @@ def test_a_profile_without_cassettes_skips_in_one_line_naming_the_record_command
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*no cassettes for profile openai in *cassettes/openai and --record-mode "
                                  "none; record them with: judge-eval record --profile openai"])
+
+
+def test_baseline_option_fails_the_release_test_on_a_significant_drop(pytester: pytest.Pytester,
+                                                                      study_dir: Path, tmp_path: Path) -> None:
+    """The baseline check, run through pytest on a profile whose run is the study's own files."""
+    from tests.unit.test_compare import invert_ten_agreeing
+
+    worse = tmp_path / "worse"
+    invert_ten_agreeing(study_dir, worse)
+    pytester.makepyprojecttoml((ROOT / "pyproject.toml").read_text())
+    grammar = pytester.path / "fixtures" / "grammars"
+    grammar.mkdir(parents=True)
+    (grammar / "verdict.gbnf").write_text((ROOT / "fixtures" / "grammars" / "verdict.gbnf").read_text())
+    pytester.makeconftest(f"""
+import pytest
+from pathlib import Path
+pytest_plugins = ["judge_eval.plugin", "fixtures.study"]
+
+@pytest.fixture(scope="session")
+def pipeline_run():
+    return Path({str(worse)!r})
+
+@pytest.fixture(scope="session")
+def pipeline_profile(study_profile):
+    return study_profile
+""")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_baseline.py").write_text((ROOT / "tests/release/test_baseline.py").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--baseline-run={study_dir}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*lost agreement on 10 item(s), gained on 0*SIGNIFICANT DROP*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--baseline-run={worse}")
+    result.assert_outcomes(passed=1)
