@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="pyproject.toml holding the profiles (default: the nearest one above the "
                            "current folder)")
 
+    plot = sub.add_parser("plot", help="PNG: agreement per judge with its interval, and confusion matrices")
+    _add_metric_options(plot)
+    plot.add_argument("-o", "--output", type=Path, required=True, help="the PNG file to write")
+    plot.add_argument("--title", default="", help="a title over the figure")
+
     cmp = sub.add_parser("compare", help="what changed between two runs of the same test items; exit 1 when a "
                          "gated judge's agreement drops significantly or a passing gate now fails")
     cmp.add_argument("old_run", type=Path)
@@ -119,6 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'FAIL' if failures else 'PASS'}: profile {profile.name}, gated judge(s) {gated}, "
                   f"{len(failures)} gate failure(s)")
             return 1 if failures else 0
+        if args.command == "plot":
+            from judge_eval.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+            from judge_eval.plot import plot_run
+            from judge_eval.store import read_run
+
+            metrics = _metrics(args, args.reference or DEFAULT_REFERENCE,
+                               DEFAULT_SEED if args.seed is None else args.seed,
+                               DEFAULT_RESAMPLES if args.resamples is None else args.resamples)
+            out = plot_run(metrics, read_run(args.run_dir).test, args.output, title=args.title)
+            print(f"wrote {out}")
+            return 0
         if args.command == "compare":
             import json
 
