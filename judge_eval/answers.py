@@ -39,35 +39,48 @@ def pick_pairs(questions: Sequence[str], labels: Sequence[str], seed: int) -> li
 
 
 async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any], *, split: str,
-                           seed: int, on_item_done: Any = None) -> list[QAItem]:
+                           seed: int, on_item_done: Any = None, concurrency: int = 1) -> list[QAItem]:
     """One QA item per question: two answers and the source passage (first retrieved node's
-    text, first 1,000 characters + "...", as the study stored it). ``on_item_done`` runs after
-    each question (the pipeline saves the cassette there)."""
-    from judge_eval.retry import CallFailedError
+    text, first 1,000 characters + "...", as the study stored it). Up to ``concurrency``
+    questions are answered at once; the items come back in question order whatever the
+    completion order. ``on_item_done`` runs after each question (the pipeline saves the
+    cassette there)."""
+    import asyncio
 
-    items = []
-    for question, pair in zip(questions, pick_pairs(questions, sorted(engines), seed), strict=True):
-        answers, source = [], None
-        try:
-            responses = [await engines[label].aquery(question) for label in pair]
-        except CallFailedError as exc:
-            # Kept in the run with its reason (no answers to judge); the judging stages record an
-            # `error` verdict for it, and the gates count errors.
-            items.append(QAItem(id=item_id(split, question), split=split, question=question,
-                                answers=(Answer(pair[0], ""), Answer(pair[1], "")), source="",
-                                extra={"error": f"answers stage: {exc}"}))
-            if on_item_done is not None:
-                on_item_done()
-            continue
-        for label, response in zip(pair, responses, strict=True):
-            answers.append(Answer(model=label, text=str(response)))
-            node_source = response.source_nodes[0].node.get_content()[:SOURCE_CHARS] + "..."
-            if source is not None and source != node_source:
-                # Both engines share one retriever, so this means the index changed mid-run.
-                raise AssertionError(f"two answer models retrieved different sources for {question!r}")
-            source = node_source
-        items.append(QAItem(id=item_id(split, question), split=split, question=question,
-                            answers=(answers[0], answers[1]), source=source or ""))
+    from judge_eval.judging import run_bounded
+
+    gate = asyncio.Semaphore(max(1, concurrency))
+    results: dict[int, QAItem] = {}
+
+    async def one(n: int, question: str, pair: tuple[str, str]) -> None:
+        async with gate:
+            results[n] = await _answer(question, pair, engines, split)
         if on_item_done is not None:
             on_item_done()
-    return items
+
+    pairs = pick_pairs(questions, sorted(engines), seed)
+    await run_bounded([one(n, q, p) for n, (q, p) in enumerate(zip(questions, pairs, strict=True))])
+    return [results[n] for n in range(len(questions))]
+
+
+async def _answer(question: str, pair: tuple[str, str], engines: Mapping[str, Any], split: str) -> QAItem:
+    from judge_eval.retry import CallFailedError
+
+    answers, source = [], None
+    try:
+        responses = [await engines[label].aquery(question) for label in pair]
+    except CallFailedError as exc:
+        # Kept in the run with its reason (no answers to judge); the judging stages record an
+        # `error` verdict for it, and the gates count errors.
+        return QAItem(id=item_id(split, question), split=split, question=question,
+                      answers=(Answer(pair[0], ""), Answer(pair[1], "")), source="",
+                      extra={"error": f"answers stage: {exc}"})
+    for label, response in zip(pair, responses, strict=True):
+        answers.append(Answer(model=label, text=str(response)))
+        node_source = response.source_nodes[0].node.get_content()[:SOURCE_CHARS] + "..."
+        if source is not None and source != node_source:
+            # Both engines share one retriever, so this means the index changed mid-run.
+            raise AssertionError(f"two answer models retrieved different sources for {question!r}")
+        source = node_source
+    return QAItem(id=item_id(split, question), split=split, question=question,
+                  answers=(answers[0], answers[1]), source=source or "")

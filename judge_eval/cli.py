@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--run-dir", type=Path, default=None, help="where the recorded run goes (default: a "
                      "new temporary folder)")
     rec.add_argument("--no-install", action="store_true", help="do not install the recording packages")
+    rec.add_argument("--concurrency", type=int, default=None, help="items in flight at once (default: the "
+                     "profile's pipeline.concurrency, else 1); bounded by the provider's rate limit")
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --run-dir: "
                      "no finished call is made again")
     rec.add_argument("--config", type=Path, default=None, help="pyproject.toml holding the profiles")
@@ -161,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             study_dir = args.study_dir or load_profiles(profile.source)["study"].data
             summary = record(profile, cassette_root=root / "cassettes", run_dir=args.run_dir,
                              stage=args.stage, install=not args.no_install, project_root=root,
-                             resume=args.resume, study_dir=study_dir)
+                             resume=args.resume, study_dir=study_dir, concurrency=args.concurrency)
             print(json.dumps(summary, indent=2))
             print(f"cassettes: {summary['cassettes']}\nrun directory: {summary['run_dir']}\n"
                   f"wall time: {summary['seconds']} s")

@@ -31,7 +31,7 @@ def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
                       f"{spec.api_key_env} before recording")
 
 
-def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None) -> Any:
+def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int = 0) -> Any:
     """A llama-index LLM for ``spec``. Live, it is wrapped in ``RetryingLLM`` (one retry policy
     for every chat/completion call, the SDK's own retries off); in replay nothing retries."""
     llm = _build_llm(spec, replay=replay)
@@ -39,7 +39,7 @@ def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None) -> Any:
         return llm
     from judge_eval.retry import RetryingLLM, RetryPolicy
 
-    return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}")
+    return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}", limit=limit)
 
 
 def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
@@ -53,7 +53,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
 
         return OpenAI(model=spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens,
                       api_key=key, api_base=spec.base_url, max_retries=retries, timeout=spec.timeout,
-                      additional_kwargs=extra, reuse_client=False)
+                      additional_kwargs=extra, reuse_client=True)
     if spec.api == "openai-like":
         from llama_index.llms.openai_like import OpenAILike
 
@@ -61,7 +61,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
                           is_chat_model=spec.chat, is_function_calling_model=False,
                           context_window=spec.context_window, temperature=spec.temperature,
                           max_tokens=spec.max_tokens, max_retries=retries, timeout=spec.timeout,
-                          additional_kwargs=extra, reuse_client=False)
+                          additional_kwargs=extra, reuse_client=True)
     if spec.api == "hf-inference":
         from llama_index.llms.huggingface_api import HuggingFaceInferenceAPI
 
@@ -86,10 +86,10 @@ def build_embeddings(spec: ModelSpec, *, replay: bool) -> Any:
         from llama_index.embeddings.openai import OpenAIEmbedding
 
         return OpenAIEmbedding(model=spec.model, api_key=key, api_base=spec.base_url,
-                               max_retries=retries, timeout=spec.timeout, reuse_client=False)
+                               max_retries=retries, timeout=spec.timeout, reuse_client=True)
     if spec.api == "openai-like":
         from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
         return OpenAILikeEmbedding(model_name=spec.model, api_base=spec.base_url, api_key=key,
-                                   max_retries=retries, timeout=spec.timeout, reuse_client=False)
+                                   max_retries=retries, timeout=spec.timeout, reuse_client=True)
     raise ConfigError(f"embeddings api {spec.api!r} is not supported; use openai or openai-like")

@@ -102,29 +102,55 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
 
 
 async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False, journal: Any = None,
-                      on_item_done: Any = None) -> tuple[list[Any], list[Any]]:
+                      on_item_done: Any = None, concurrency: int = 1) -> tuple[list[Any], list[Any]]:
     """Judge every item; returns (verdicts, events) aligned with ``items``.
 
-    With a ``journal``, items it already holds are taken from it (no call is repeated) and each
-    newly judged item is appended as it completes; ``on_item_done`` runs first (the pipeline
-    saves the cassette there, so a resumed recording has every finished call on disk).
+    Up to ``concurrency`` items are judged at once (within an item the evaluator's two calls keep
+    their order); results are keyed by item, so the output is the same whatever the completion
+    order. With a ``journal``, items it already holds are taken from it (no call is repeated)
+    and each newly judged item is appended as it completes; ``on_item_done`` runs first (the
+    pipeline saves the cassette there, so a resumed recording has every finished call on disk).
     """
+    import asyncio
+
     from judge_eval.store import event_from_json, event_to_json, verdict_from_json, verdict_to_json
 
     done = journal.load() if journal is not None else {}
-    verdicts, events = [], []
-    for item in items:
+    gate = asyncio.Semaphore(max(1, concurrency))
+    results: dict[str, tuple[Any, list[Any]]] = {}
+
+    async def one(item: Any) -> None:
         if item.id in done:
             record = done[item.id]
-            verdict = verdict_from_json(record["verdict"])
-            item_events = [event_from_json(e) for e in record.get("events", [])]
-        else:
+            results[item.id] = (verdict_from_json(record["verdict"]),
+                                [event_from_json(e) for e in record.get("events", [])])
+            return
+        async with gate:
             verdict, item_events = await judge_item(item, llm, judge, capture=capture)
-            if on_item_done is not None:
-                on_item_done()
-            if journal is not None:
-                journal.append({"id": item.id, "verdict": verdict_to_json(verdict),
-                                "events": [event_to_json(e) for e in item_events]})
-        verdicts.append(verdict)
-        events.extend(item_events)
+        if on_item_done is not None:
+            on_item_done()
+        if journal is not None:
+            journal.append({"id": item.id, "verdict": verdict_to_json(verdict),
+                            "events": [event_to_json(e) for e in item_events]})
+        results[item.id] = (verdict, item_events)
+
+    await run_bounded([one(item) for item in items])
+    verdicts = [results[item.id][0] for item in items]
+    events = [e for item in items for e in results[item.id][1]]
     return verdicts, events
+
+
+async def run_bounded(coros: list[Any]) -> None:
+    """Run coroutines as sibling tasks; the first failure cancels the others and is raised as
+    itself (not wrapped in an ExceptionGroup), so callers see e.g. a missing recording as such."""
+    import asyncio
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)
+    except BaseExceptionGroup as group_error:
+        first = group_error.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first  # keeps its own __cause__ (a missing recording is found through it)

@@ -47,6 +47,8 @@ class Context:
     _loop: Any = field(default=None, repr=False)
     _retry: Any = field(default=None, repr=False)
     _cassette: Any = field(default=None, repr=False)
+    #: Items (or calls, for the question writer) in flight at once in live stages; 1 is sequential.
+    concurrency: int = 1
 
     @property
     def retry(self) -> Any:
@@ -136,7 +138,7 @@ def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
     from judge_eval.clients import build_llm
 
     policy = ctx.retry if ctx is not None else None
-    return build_llm(spec, replay=replay, policy=policy)
+    return build_llm(spec, replay=replay, policy=policy, limit=ctx.concurrency if ctx is not None else 0)
 
 
 # --------------------------------------------------------------------------- stages
@@ -182,7 +184,7 @@ def stage_answers(ctx: Context, split: str, documents: list[Any], questions: lis
                                     top_k=cfg.top_k, chunk_size=cfg.chunk_size)
         engines = query_engines(retriever, {a.label: _llm(a, replay, ctx) for a in cfg.answerers})
         return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed,
-                                              on_item_done=ctx.save_cassette))
+                                              on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
 
     items = ctx.run_stage("answers", split, run)
     ctx.counts[f"items_{split}"] = len(items)
@@ -201,7 +203,7 @@ def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAI
     def run(replay: bool):
         return ctx.run_async(judge_items(items, _llm(spec, replay, ctx), judge, capture=capture,
                                          journal=None if replay else ctx.journal(name, split),
-                                         on_item_done=ctx.save_cassette))
+                                         on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
 
     verdicts, events = ctx.run_stage(stage, split, run, name=name)
     sources: dict[str, int] = {}

@@ -79,6 +79,7 @@ class PipelineConfig:
     base_student_name: str = "gpt_3p5"
     distilled_student_name: str = "ft_gpt_3p5"
     source: str = "build"  # "build": run every stage; "study": take items and events from the study
+    concurrency: int = 1  # live stages: items (or question-writer calls) in flight at once
     retry_attempts: int = 6  # live calls: tries per call (429/5xx/timeouts/resets/bad bodies)
     retry_base: float = 1.0  # first backoff in seconds, doubled each retry, with +/-25% jitter
     retry_cap: float = 60.0  # longest wait, also the cap on a server's Retry-After
@@ -221,6 +222,11 @@ def _parse_tail(raw: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{where}: pipeline.distill: unknown key(s) {', '.join(unknown)}")
     kwargs["distill"] = DistillSpec(**distill)
+    if "concurrency" in raw:
+        value = raw["concurrency"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: pipeline.concurrency = {value!r}; it must be a whole number >= 1")
+        kwargs["concurrency"] = value
     retry = raw.get("retry", {})
     for key, attr, low in (("attempts", "retry_attempts", 1), ("base", "retry_base", 0), ("cap", "retry_cap", 0)):
         if key in retry:

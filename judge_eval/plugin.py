@@ -49,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"folder with the published study's run files (env: {STUDY_DIR_ENV}; ini: "
                          "judge_eval_study_dir; default: the study profile's `data`, ../shared/seed_run)")
     parser.addini("judge_eval_study_dir", "folder with the published study's run files", default="")
+    group.addoption("--judge-concurrency", default=None, type=int,
+                    help="live stages: items in flight at once while recording (ini: judge_eval_concurrency; "
+                         "default: the profile's pipeline.concurrency, else 1)")
+    parser.addini("judge_eval_concurrency", "items in flight at once in live stages", default="")
     group.addoption("--baseline-run", default=None,
                     help="a previous run directory of the same test items: the release tests fail when a gated "
                          "judge's agreement dropped significantly since (ini: judge_eval_baseline_run)")
@@ -88,6 +92,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
+
+
+def concurrency(config: pytest.Config, profile_default: int) -> int:
+    """--judge-concurrency, then the ini key, then the profile's setting."""
+    value = config.getoption("--judge-concurrency")
+    if value is None and config.getini("judge_eval_concurrency"):
+        try:
+            value = int(config.getini("judge_eval_concurrency"))
+        except ValueError:
+            raise pytest.UsageError(f"judge_eval_concurrency = {config.getini('judge_eval_concurrency')!r}: "
+                                    "it must be a whole number >= 1") from None
+    if value is None:
+        return profile_default
+    if value < 1:
+        raise pytest.UsageError(f"--judge-concurrency {value}: it must be a whole number >= 1")
+    return value
 
 
 def add_report(config: pytest.Config, title: str, text: str) -> None:

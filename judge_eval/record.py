@@ -45,7 +45,7 @@ def is_local(profile: Profile) -> bool:
 
 def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None, stage: str | None = None,
            install: bool = True, project_root: Path, resume: bool = False,
-           study_dir: Path | None = None) -> dict[str, Any]:
+           study_dir: Path | None = None, concurrency: int | None = None) -> dict[str, Any]:
     """Re-record the profile's cassettes (from ``stage`` on); returns a summary.
 
     ``resume``: continue an interrupted recording in ``run_dir``: cassettes are extended, not
@@ -64,7 +64,8 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
         stage = "distill"
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"judge-eval-{profile.name}-"))
     ctx = Context(profile=profile, cassette_root=cassette_root, run_dir=run_dir,
-                  modes=modes_from(stage, "new_episodes" if resume else "all"))
+                  modes=modes_from(stage, "new_episodes" if resume else "all"),
+                  concurrency=concurrency or profile.pipeline.concurrency)
     started = time.monotonic()
     if is_local(profile):
         from judge_eval.local_models import ensure_record_packages, model_file

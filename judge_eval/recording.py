@@ -114,6 +114,43 @@ def body_digest(canonical: str) -> str:
     return HASH_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def match_key(request: Any) -> tuple[str, str, str, str]:
+    """What two requests must share to match: method, path, query and canonical body (a body
+    hash stays a hash; a plain body in a body-hash cassette is hashed)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request.uri)
+    body = canonical_body(request.body, _header(request.headers, "content-type"))
+    return request.method, parts.path, parts.query, body
+
+
+def _index_responses(cass: Any) -> None:
+    """Replay in O(1) per request: vcrpy 9.4.2 scans every recorded interaction with every
+    matcher for each request (quadratic in the cassette size: measured 12 ms per request at 100
+    interactions, 212 ms at 3,000). In replay the recorded interactions never change, so an index
+    from the match key to their positions gives the same answers in the same order."""
+    index: dict[tuple[str, str, str, str], list[int]] = {}
+    hashed: dict[tuple[str, str, str], list[int]] = {}
+    for n, (stored, _) in enumerate(cass.data):
+        key = match_key(stored)
+        index.setdefault(key, []).append(n)
+        if key[3].startswith(HASH_PREFIX):
+            hashed.setdefault(key[:3], []).append(n)
+
+    def responses(request: Any):
+        request = cass._before_record_request(request)
+        if not request:
+            return
+        key = match_key(request)
+        positions = index.get(key)
+        if positions is None and not key[3].startswith(HASH_PREFIX) and hashed.get(key[:3]):
+            positions = index.get(key[:3] + (body_digest(key[3]),))
+        for n in positions or ():
+            yield n, cass.data[n][1]
+
+    cass._responses = responses  # instance attribute: used by play_response and __contains__
+
+
 def _match_body(r1, r2) -> None:
     a = canonical_body(r1.body, _header(r1.headers, "content-type"))
     b = canonical_body(r2.body, _header(r2.headers, "content-type"))
@@ -245,8 +282,9 @@ def check_cassette_file(spec: CassetteSpec) -> None:
     import yaml
 
     path = spec.path
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on big cassettes
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = yaml.load(path.read_text("utf-8"), Loader=loader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CassetteError(f"{path}: not a readable cassette ({exc.__class__.__name__}: "
                             f"{str(exc).splitlines()[0]}); it is corrupt or truncated. Re-record it: "
@@ -305,6 +343,8 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             cass.get_metadata("profile", spec.profile)
             cass.get_metadata("stage", spec.stage)
             cass.get_metadata("split", spec.split)
+            if mode == "none":
+                _index_responses(cass)
             yield cass
     except BaseException as exc:
         if backup.exists() and (cass is None or len(cass) == 0):

@@ -161,11 +161,23 @@ class RetryingLLM(LLM):
     _inner: Any = PrivateAttr()
     _policy: RetryPolicy = PrivateAttr()
     _what: str = PrivateAttr()
+    _limit: int = PrivateAttr()
+    _gate: Any = PrivateAttr(default=None)
 
-    def __init__(self, inner: Any, policy: RetryPolicy, what: str = "") -> None:
+    def __init__(self, inner: Any, policy: RetryPolicy, what: str = "", limit: int = 0) -> None:
         super().__init__(callback_manager=inner.callback_manager)
         self._inner, self._policy = inner, policy
         self._what = what or getattr(inner.metadata, "model_name", "model")
+        self._limit = limit  # at most this many async calls in flight (0: no bound)
+
+    async def _bounded(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Bounds calls a stage fires all at once (DatasetGenerator gathers one per chunk)."""
+        if not self._limit:
+            return await call_async(fn, self._policy, self._what)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._limit)
+        async with self._gate:
+            return await call_async(fn, self._policy, self._what)
 
     @classmethod
     def class_name(cls) -> str:
@@ -179,15 +191,14 @@ class RetryingLLM(LLM):
         return call_sync(lambda: self._inner.chat(messages, **kwargs), self._policy, self._what)
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return await call_async(lambda: self._inner.achat(messages, **kwargs), self._policy, self._what)
+        return await self._bounded(lambda: self._inner.achat(messages, **kwargs))
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         return call_sync(lambda: self._inner.complete(prompt, formatted=formatted, **kwargs), self._policy,
                          self._what)
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return await call_async(lambda: self._inner.acomplete(prompt, formatted=formatted, **kwargs),
-                                self._policy, self._what)
+        return await self._bounded(lambda: self._inner.acomplete(prompt, formatted=formatted, **kwargs))
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         raise NotImplementedError("the pipeline does not stream")

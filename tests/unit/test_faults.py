@@ -198,3 +198,29 @@ def test_an_answer_that_keeps_failing_is_kept_as_an_error_item_and_judged_as_err
     verdicts, _ = asyncio.run(judge_items([failed], llms["m1"], "teacher"))
     assert verdicts[0].source == "error" and "answers stage" in verdicts[0].extra["error"]
     assert len(server.requests) == n  # nothing to judge, no call made
+
+
+def test_concurrent_judging_gives_the_same_verdicts_with_calls_in_flight_together(server) -> None:
+    import threading
+
+    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+    schedule = Schedule([])
+
+    def slow_hook(path: str, body: dict):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return schedule(path, body)
+
+    spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url, timeout=5)
+    server.hook = slow_hook
+    seq, _ = asyncio.run(judge_items(items(12), build_llm(spec, replay=False), "teacher"))
+    assert state["peak"] == 1
+    state["peak"] = 0
+    par, _ = asyncio.run(judge_items(items(12), build_llm(spec, replay=False), "teacher", concurrency=6))
+    assert [(v.source, v.score) for v in par] == [(v.source, v.score) for v in seq]
+    assert 2 <= state["peak"] <= 6
+    assert len(server.requests) == 48

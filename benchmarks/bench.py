@@ -1,0 +1,133 @@
+"""Rerunnable speed measurements, reported as ratios measured in one run.
+
+    python benchmarks/bench.py            # everything (about 3 minutes on 2 cores)
+    python benchmarks/bench.py judging    # or: imports, replay
+
+judging  The real judging stage (PairwiseComparisonEvaluator, the project's parser, RetryingLLM,
+         the openai-like client) on 64 pairs against a loopback OpenAI-compatible server that
+         answers every call after 200 ms: sequential vs concurrency 8 and 16.
+imports  `import judge_eval` and `pytest --collect-only`, each in a fresh interpreter: wall time,
+         and whether torch or llama_index.finetuning got loaded.
+replay   Time per replayed request from cassettes of 100, 1,000 and 5,000 recorded interactions,
+         with judge_eval's indexed replay and with vcrpy's own scan (the latter sampled on 50
+         requests at the larger sizes: a full scan replay of 5,000 takes tens of minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LATENCY = 0.2
+PAIRS = 64
+
+
+def bench_judging() -> dict:
+    from judge_eval.clients import build_llm
+    from judge_eval.judging import judge_items
+    from judge_eval.pipeline_config import ModelSpec
+    from judge_eval.records import Answer, QAItem, item_id
+    from tests.loopback import Loopback, start
+
+    def slow(path: str, body: dict):
+        time.sleep(LATENCY)
+        return None  # the server's default answer (a verdict) after the delay
+
+    lb, server = start(Loopback(base_url="", hook=slow))
+    items = [QAItem(id=item_id("test", f"q{i}"), split="test", question=f"question {i}?",
+                    answers=(Answer("m1", f"answer one {i}"), Answer("m2", f"answer two {i}")), source="context")
+             for i in range(PAIRS)]
+    spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=lb.base_url, timeout=30)
+    times = {}
+    for concurrency in (1, 8, 16):
+        lb.requests.clear()
+        start_t = time.perf_counter()
+        asyncio.run(judge_items(items, build_llm(spec, replay=False), "teacher", concurrency=concurrency))
+        times[concurrency] = time.perf_counter() - start_t
+        assert len(lb.requests) == 2 * PAIRS
+    server.shutdown()
+    out = {"pairs": PAIRS, "latency_s": LATENCY, "seconds": {k: round(v, 2) for k, v in times.items()}}
+    for c in (8, 16):
+        speedup = times[1] / times[c]
+        out[f"speedup_{c}"] = round(speedup, 2)
+        out[f"share_of_ideal_{c}"] = round(speedup / c, 3)
+    return out
+
+
+def bench_imports() -> dict:
+    code_import = ("import sys, time; t = time.perf_counter(); import judge_eval, judge_eval.cli, "
+                   "judge_eval.plugin; print(time.perf_counter() - t, 'torch' in sys.modules, "
+                   "'llama_index.finetuning' in sys.modules)")
+    code_collect = ("import sys, time, pytest; t = time.perf_counter(); "
+                    "pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider']); "
+                    "print(); print(time.perf_counter() - t, 'torch' in sys.modules, "
+                    "'llama_index.finetuning' in sys.modules)")
+    out = {}
+    for name, code in (("import judge_eval", code_import), ("pytest --collect-only", code_collect)):
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        inner, torch, finetuning = res.stdout.strip().splitlines()[-1].split()
+        out[name] = {"wall_s": round(wall, 2), "inside_s": round(float(inner), 2),
+                     "torch_loaded": torch == "True", "llama_index_finetuning_loaded": finetuning == "True"}
+    return out
+
+
+def bench_replay(sizes=(100, 1000, 5000), sample: int = 50) -> dict:
+    import httpx
+    import vcr
+
+    from judge_eval.recording import CassetteSpec, cassette
+    from tests.loopback import start
+
+    lb, server = start()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            spec = CassetteSpec(root=Path(tmp), profile="bench", stage=f"n{n}", split="test")
+            bodies = [{"model": "m", "messages": [{"role": "user", "content": f"request {i} " + "x" * 400}]}
+                      for i in range(n)]
+            with httpx.Client() as client, cassette(spec, "all"):  # recorded against our loopback server
+                for body in bodies:
+                    client.post(f"{lb.base_url}/chat/completions", json=body)
+            with httpx.Client() as client, cassette(spec, "none"):
+                t = time.perf_counter()
+                for body in bodies:
+                    client.post(f"{lb.base_url}/chat/completions", json=body)
+                indexed = (time.perf_counter() - t) / n
+            probe = bodies if n <= 1000 else bodies[-sample:]  # the last ones: the scan's worst case
+            plain = vcr.VCR(record_mode="none", match_on=["method", "path", "query", "body"])
+            with httpx.Client() as client, plain.use_cassette(str(spec.path)):
+                t = time.perf_counter()
+                for body in probe:
+                    client.post(f"{lb.base_url}/chat/completions", json=body)
+                scan = (time.perf_counter() - t) / len(probe)
+            out[n] = {"indexed_ms_per_request": round(indexed * 1000, 2),
+                      "vcrpy_scan_ms_per_request": round(scan * 1000, 2),
+                      "scan_requests_timed": len(probe)}
+    server.shutdown()
+    return out
+
+
+def main(argv: list[str]) -> None:
+    which = argv or ["judging", "imports", "replay"]
+    results = {}
+    if "judging" in which:
+        results["judging"] = bench_judging()
+    if "imports" in which:
+        results["imports"] = bench_imports()
+    if "replay" in which:
+        results["replay"] = bench_replay()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
