@@ -47,19 +47,24 @@ async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any],
     cassette there)."""
     import asyncio
 
-    from judge_eval.judging import run_bounded
+    from judge_eval.judging import progress, run_bounded
 
     gate = asyncio.Semaphore(max(1, concurrency))
     results: dict[int, QAItem] = {}
+    bar = progress(len(questions), f"answers ({split})")
 
     async def one(n: int, question: str, pair: tuple[str, str]) -> None:
         async with gate:
             results[n] = await _answer(question, pair, engines, split)
         if on_item_done is not None:
             on_item_done()
+        bar.update(1)
 
     pairs = pick_pairs(questions, sorted(engines), seed)
-    await run_bounded([one(n, q, p) for n, (q, p) in enumerate(zip(questions, pairs, strict=True))])
+    try:
+        await run_bounded([one(n, q, p) for n, (q, p) in enumerate(zip(questions, pairs, strict=True))])
+    finally:
+        bar.close()
     return [results[n] for n in range(len(questions))]
 
 

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--run-dir", type=Path, default=None, help="where the recorded run goes (default: a "
                      "new temporary folder)")
     rec.add_argument("--no-install", action="store_true", help="do not install the recording packages")
+    rec.add_argument("--dry-run", action="store_true", help="count the calls a recording would make, make none")
     rec.add_argument("--concurrency", type=int, default=None, help="items in flight at once (default: the "
                      "profile's pipeline.concurrency, else 1); bounded by the provider's rate limit")
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --run-dir: "
@@ -161,6 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile = _profile(args)
             root = profile.source.parent
             study_dir = args.study_dir or load_profiles(profile.source)["study"].data
+            if args.dry_run:
+                import tempfile
+
+                from judge_eval.pipeline import Context, modes_from, planned_calls
+
+                ctx = Context(profile=profile, cassette_root=root / "cassettes",
+                              run_dir=Path(tempfile.gettempdir()), modes=modes_from(args.stage, "all"))
+                print(f"dry run of `judge-eval record --profile {profile.name}`: no call is made")
+                for stage, calls, why in planned_calls(ctx):
+                    print(f"  {stage:<18} {calls:<28} {why}")
+                return 0
             summary = record(profile, cassette_root=root / "cassettes", run_dir=args.run_dir,
                              stage=args.stage, install=not args.no_install, project_root=root,
                              resume=args.resume, study_dir=study_dir, concurrency=args.concurrency)

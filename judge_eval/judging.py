@@ -118,6 +118,7 @@ async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False
     done = journal.load() if journal is not None else {}
     gate = asyncio.Semaphore(max(1, concurrency))
     results: dict[str, tuple[Any, list[Any]]] = {}
+    bar = progress(len(items), f"judging ({judge})")
 
     async def one(item: Any) -> None:
         if item.id in done:
@@ -133,11 +134,24 @@ async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False
             journal.append({"id": item.id, "verdict": verdict_to_json(verdict),
                             "events": [event_to_json(e) for e in item_events]})
         results[item.id] = (verdict, item_events)
+        bar.update(1)
 
-    await run_bounded([one(item) for item in items])
+    try:
+        await run_bounded([one(item) for item in items])
+    finally:
+        bar.close()
     verdicts = [results[item.id][0] for item in items]
     events = [e for item in items for e in results[item.id][1]]
     return verdicts, events
+
+
+def progress(total: int, desc: str) -> Any:
+    """A tqdm bar with counts and ETA on an interactive terminal; silent otherwise (CI, logs)."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=not sys.stderr.isatty(), leave=False)
 
 
 async def run_bounded(coros: list[Any]) -> None:

@@ -118,20 +118,38 @@ class Context:
 
     def _observe(self, key: str, cass: Any) -> None:
         models, fingerprints, usage = set(), set(), {"prompt_tokens": 0, "completion_tokens": 0}
+        by_model: dict[str, dict[str, int]] = {}
         for response in cass.responses:
             try:
                 body = json.loads(response["body"]["string"])
             except (KeyError, TypeError, ValueError):
                 continue
             if isinstance(body, dict):
-                if isinstance(body.get("model"), str):
-                    models.add(body["model"])
+                model = body.get("model") if isinstance(body.get("model"), str) else "unknown"
+                models.add(model)
                 if body.get("system_fingerprint"):
                     fingerprints.add(str(body["system_fingerprint"]))
+                mine = by_model.setdefault(model, {"prompt_tokens": 0, "completion_tokens": 0})
                 for k in usage:
-                    usage[k] += int((body.get("usage") or {}).get(k) or 0)
-        self.observed[key] = {"requests": len(cass.responses), "models": sorted(models),
-                              "system_fingerprints": sorted(fingerprints), "usage": usage}
+                    n = int((body.get("usage") or {}).get(k) or 0)
+                    usage[k] += n
+                    mine[k] += n
+        self.observed[key] = {"requests": len(cass.responses), "models": sorted(models - {"unknown"}),
+                              "system_fingerprints": sorted(fingerprints), "usage": usage,
+                              "usage_by_model": by_model, "cost_usd": self.cost(by_model)}
+
+    def cost(self, by_model: dict[str, dict[str, int]]) -> float | None:
+        """Estimated cost from the profile's price table (None when a used model has no price)."""
+        prices = self.config.prices
+        total = 0.0
+        for model, tokens in by_model.items():
+            if not tokens["prompt_tokens"] and not tokens["completion_tokens"]:
+                continue
+            price = prices.get(model) or next((p for m, p in prices.items() if model.startswith(m)), None)
+            if price is None:
+                return None
+            total += tokens["prompt_tokens"] / 1e6 * price[0] + tokens["completion_tokens"] / 1e6 * price[1]
+        return round(total, 4)
 
 
 def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
@@ -383,3 +401,41 @@ def modes_from(stage: str | None, mode: str) -> dict[str, str]:
         raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     start = STAGES.index(stage) if stage else 0
     return {s: (mode if i >= start else "none") for i, s in enumerate(STAGES)}
+
+
+def planned_calls(ctx: Context) -> list[tuple[str, str, str]]:
+    """What a live recording of the profile would call, per stage, before making any call:
+    (stage, calls, how the number is reached). Upper bounds where the models decide."""
+    cfg = ctx.config
+    rows: list[tuple[str, str, str]] = []
+    if cfg.source == "study":
+        rows.append(("distill", "training on the study's resolved events", "local LoRA, no API call"
+                     if cfg.distill.kind == "local-lora" else "1 upload + 1 job + status polls"))
+        rows.append(("students", "256", "2 students x 64 test pairs x 2 orders"))
+        return rows
+    n_test = cfg.questions["test"]
+    for split in ("train", "test"):
+        n = cfg.questions[split]
+        if cfg.corpus_kind == "wikipedia":
+            pages = cfg.train_pages if split == "train" else cfg.test_pages
+            rows.append((f"corpus-{split}", str(2 * len(pages)), f"2 Wikipedia API GETs x {len(pages)} pages"))
+            nodes_note = "chunks unknown until the pages are read"
+            asked = f"<= {n + max(2, n // 4)}"
+            index_calls = "1 per 10 chunks"
+        else:
+            from judge_eval.corpus import load_documents
+            from judge_eval.questions import chunk
+
+            nodes = len(chunk(load_documents(cfg, split), cfg.chunk_size))
+            nodes_note = f"{nodes} chunks"
+            asked = str(min(nodes, n + max(2, n // 4)))
+            index_calls = str(-(-nodes // 10))
+        rows.append((f"questions-{split}", asked, f"one question-writer call per chunk, {nodes_note}"))
+        rows.append((f"answers-{split}", f"<= {4 * n} + {index_calls}",
+                     f"{n} questions x 2 models x (1 embedding + 1 answer call), + index embedding batches"))
+        rows.append((f"teacher-{split}", f"<= {2 * n}", f"{n} pairs x 2 orders (1 when the first is unparseable)"))
+    rows.append(("distill", "local LoRA training, no API call" if cfg.distill.kind == "local-lora"
+                 else "2 + status polls", "upload + create job + polls with backoff"
+                 if cfg.distill.kind == "openai" else "the adapter is served by llama.cpp"))
+    rows.append(("students", f"<= {4 * n_test}", f"2 students x {n_test} pairs x 2 orders"))
+    return rows

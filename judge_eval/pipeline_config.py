@@ -80,6 +80,8 @@ class PipelineConfig:
     distilled_student_name: str = "ft_gpt_3p5"
     source: str = "build"  # "build": run every stage; "study": take items and events from the study
     concurrency: int = 1  # live stages: items (or question-writer calls) in flight at once
+    #: model -> (USD per 1M prompt tokens, USD per 1M completion tokens), for cost estimates
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     retry_attempts: int = 6  # live calls: tries per call (429/5xx/timeouts/resets/bad bodies)
     retry_base: float = 1.0  # first backoff in seconds, doubled each retry, with +/-25% jitter
     retry_cap: float = 60.0  # longest wait, also the cap on a server's Retry-After
@@ -227,6 +229,18 @@ def _parse_tail(raw: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where}: pipeline.concurrency = {value!r}; it must be a whole number >= 1")
         kwargs["concurrency"] = value
+    prices = raw.get("prices", {})
+    if not isinstance(prices, dict):
+        raise ConfigError(f"{where}: pipeline.prices must be a table of model = {{prompt = .., completion = ..}}")
+    table = {}
+    for model, price in prices.items():
+        ok = isinstance(price, dict) and set(price) == {"prompt", "completion"} and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())
+        if not ok:
+            raise ConfigError(f"{where}: pipeline.prices.{model} = {price!r}; it must be "
+                              "{prompt = USD per 1M tokens, completion = USD per 1M tokens}")
+        table[model] = (float(price["prompt"]), float(price["completion"]))
+    kwargs["prices"] = table
     retry = raw.get("retry", {})
     for key, attr, low in (("attempts", "retry_attempts", 1), ("base", "retry_base", 0), ("cap", "retry_cap", 0)):
         if key in retry:
