@@ -377,8 +377,25 @@ def run_from_study(ctx: Context, study_dir: Path) -> Path:
     return write_run_dir(ctx, list(study.train), test, [], list(study.resolved), distilled)
 
 
+def run_from_items(ctx: Context) -> Path:
+    """Your own pairs (questions with two answers each): the teacher judges train and test, then
+    resolution, distillation and the students, as after the answers stage."""
+    from judge_eval.store import read_run
+
+    given = read_run(ctx.config.items_dir, require=("train", "test"))
+    ctx.counts.update({"items_train": len(given.train), "items_test": len(given.test)})
+    train, events = stage_teacher(ctx, "train", [dataclasses.replace(i, evaluations=()) for i in given.train])
+    test, _ = stage_teacher(ctx, "test", [dataclasses.replace(i, evaluations=()) for i in given.test])
+    resolved = stage_resolve(ctx, train, events)
+    distilled = stage_distill(ctx, resolved)
+    test = stage_students(ctx, test, distilled)
+    return write_run_dir(ctx, train, test, events, resolved, distilled)
+
+
 def run_all(ctx: Context, study_dir: Path | None = None) -> Path:
     """Every stage in order; returns the run directory."""
+    if ctx.config.source == "items":
+        return run_from_items(ctx)
     if ctx.config.source == "study":
         if study_dir is None:
             raise ConfigError(f"profile {ctx.profile.name} distils the study's run: give its folder "

@@ -78,7 +78,8 @@ class PipelineConfig:
     distill: DistillSpec | None = None
     base_student_name: str = "gpt_3p5"
     distilled_student_name: str = "ft_gpt_3p5"
-    source: str = "build"  # "build": run every stage; "study": take items and events from the study
+    source: str = "build"  # "build": every stage; "study": the study's items and events; "items": your pairs
+    items_dir: Path | None = None  # source "items": a folder with train_qa.jsonl and test_qa_complete.jsonl
     concurrency: int = 1  # live stages: items (or question-writer calls) in flight at once
     #: model -> (USD per 1M prompt tokens, USD per 1M completion tokens), for cost estimates
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -154,10 +155,12 @@ def parse_pipeline(raw: Any, where: str, pyproject: Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: pipeline must be a table")
     base = pyproject.parent
-    if raw.get("source", "build") not in ("build", "study"):
-        raise ConfigError(f"{where}: pipeline.source = {raw.get('source')!r}; it must be build or study")
+    if raw.get("source", "build") not in ("build", "study", "items"):
+        raise ConfigError(f"{where}: pipeline.source = {raw.get('source')!r}; it must be build, study or items")
     if raw.get("source") == "study":
         return _parse_study_pipeline(raw, where, base)
+    if raw.get("source") == "items":
+        return _parse_items_pipeline(raw, where, base)
     corpus = raw.get("corpus", {})
     kind = corpus.get("kind")
     if kind not in CORPUS_KINDS:
@@ -211,6 +214,22 @@ def _parse_study_pipeline(raw: dict[str, Any], where: str, base: Path) -> Pipeli
     if "student" not in models:
         raise ConfigError(f"{where}: pipeline.models.student is missing")
     return PipelineConfig(corpus_kind="study", source="study", student=_model(models["student"], "student", where, base),
+                          **_parse_tail(raw, where, base))
+
+
+def _parse_items_pipeline(raw: dict[str, Any], where: str, base: Path) -> PipelineConfig:
+    """Bring your own pairs: questions with two answers each (train and test files in the run
+    schema, evaluations optional); the teacher judges them, then distillation and students."""
+    if not isinstance(raw.get("items"), str):
+        raise ConfigError(f"{where}: pipeline.items must name a folder with train_qa.jsonl and "
+                          "test_qa_complete.jsonl")
+    models = raw.get("models", {})
+    for role in ("teacher", "student"):
+        if role not in models:
+            raise ConfigError(f"{where}: pipeline.models.{role} is missing")
+    return PipelineConfig(corpus_kind="items", source="items", items_dir=(base / raw["items"]).resolve(),
+                          teacher=_model(models["teacher"], "teacher", where, base),
+                          student=_model(models["student"], "student", where, base),
                           **_parse_tail(raw, where, base))
 
 

@@ -218,3 +218,29 @@ def test_an_interrupted_recording_resumes_without_repeating_a_finished_call(fake
     for name in ("train_qa.jsonl", "test_qa_complete.jsonl", "pairwise_finetuning_events.jsonl"):
         assert (resumed / name).read_bytes() == (clean / name).read_bytes()
     assert run(profile, work, "none", "replayed").is_dir()  # the resumed cassettes replay
+
+
+def test_bring_your_own_pairs_skips_the_earlier_stages(fake, tmp_path: Path) -> None:
+    """A JSONL of questions with two answers each: the teacher, distillation and students run;
+    no corpus, question or answer call is made."""
+    from judge_eval.pipeline_config import PipelineConfig
+    from judge_eval.records import Answer, QAItem, item_id
+    from judge_eval.store import write_qa
+
+    data = tmp_path / "pairs"
+    for split, name in (("train", "train_qa.jsonl"), ("test", "test_qa_complete.jsonl")):
+        write_qa(data / name, [QAItem(id=item_id(split, f"{split} q{i}"), split=split, question=f"When was it {i}?",
+                                      answers=(Answer("mine", f"In {1900 + i}."), Answer("theirs", "Long ago.")),
+                                      source="") for i in range(3)])
+    base = openai_profile_on(fake)
+    cfg = PipelineConfig(corpus_kind="items", source="items", items_dir=data, teacher=base.pipeline.teacher,
+                         student=base.pipeline.student, distill=base.pipeline.distill)
+    profile = dataclasses.replace(base, pipeline=cfg)
+    run_dir = run(profile, tmp_path, "all", "mine")
+    paths = {p for _, p in fake.requests}
+    assert "/v1/embeddings" not in paths and "/w/api.php" not in paths and not any(p.startswith("/hf/") for p in paths)
+    result = read_run(run_dir, require=("train", "test", "resolved"))
+    assert {v.llm for v in result.test[0].evaluations} == {"gpt_4", "gpt_3p5", "ft_gpt_3p5"}
+    assert result.resolved  # the mock teacher prefers the answer with a year: conclusive
+    n = len(fake.requests)
+    assert run(profile, tmp_path, "none", "again").is_dir() and len(fake.requests) == n
