@@ -33,6 +33,7 @@ class Reported:
 
     title: str
     text: str
+    markdown: str = ""
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -53,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="live stages: items in flight at once while recording (ini: judge_eval_concurrency; "
                          "default: the profile's pipeline.concurrency, else 1)")
     parser.addini("judge_eval_concurrency", "items in flight at once in live stages", default="")
+    group.addoption("--judge-report-md", default=None,
+                    help="also write the session's metrics tables as Markdown to this file, e.g. "
+                         "$GITHUB_STEP_SUMMARY (ini: judge_eval_report_md)")
+    parser.addini("judge_eval_report_md", "file for the Markdown metrics tables", default="")
     group.addoption("--baseline-run", default=None,
                     help="a previous run directory of the same test items: the release tests fail when a gated "
                          "judge's agreement dropped significantly since (ini: judge_eval_baseline_run)")
@@ -110,9 +115,10 @@ def concurrency(config: pytest.Config, profile_default: int) -> int:
     return value
 
 
-def add_report(config: pytest.Config, title: str, text: str) -> None:
-    """Show ``text`` under ``title`` in the session's terminal summary."""
-    config.stash[REPORTS_KEY].append(Reported(title, text))
+def add_report(config: pytest.Config, title: str, text: str, markdown: str = "") -> None:
+    """Show ``text`` under ``title`` in the session's terminal summary (and ``markdown`` in the
+    file of --judge-report-md)."""
+    config.stash[REPORTS_KEY].append(Reported(title, text, markdown))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -130,6 +136,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    for report in config.stash.get(REPORTS_KEY, []):
+    reports = config.stash.get(REPORTS_KEY, [])
+    for report in reports:
         terminalreporter.write_sep("=", f"judge_eval: {report.title}")
         terminalreporter.write(report.text)
+    target = config.getoption("--judge-report-md") or config.getini("judge_eval_report_md")
+    if target and reports:
+        from judge_eval.store import atomic_write_bytes
+
+        atomic_write_bytes(target, "\n".join(r.markdown or f"### {r.title}\n\n```\n{r.text}```\n"
+                                             for r in reports).encode())
+        terminalreporter.write_line(f"judge_eval: Markdown report written to {target}")

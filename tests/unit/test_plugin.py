@@ -123,3 +123,12 @@ def pipeline_profile(study_profile):
     result.stdout.fnmatch_lines(["*lost agreement on 10 item(s), gained on 0*SIGNIFICANT DROP*"])
     result = pytester.runpytest("-p", "no:cacheprovider", f"--baseline-run={worse}")
     result.assert_outcomes(passed=1)
+
+
+def test_markdown_report_file(project: pytest.Pytester, study_dir: Path) -> None:
+    target = project.path / "summary.md"
+    result = project.runpytest("-p", "no:cacheprovider", f"--study-dir={study_dir}", f"--judge-report-md={target}")
+    result.assert_outcomes(passed=1)
+    text = target.read_text()
+    assert "| ft_gpt_3p5 | 15 | 0 | 0 | 44 of 47 | 0.936 |" in text
+    result.stdout.fnmatch_lines([f"judge_eval: Markdown report written to {target}"])
