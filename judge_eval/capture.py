@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from llama_index.core.base.llms.types import (
-    ChatMessage, ChatResponse, ChatResponseAsyncGen, ChatResponseGen, CompletionResponse,
-    CompletionResponseAsyncGen, CompletionResponseGen, LLMMetadata, MessageRole,
+    ChatMessage, ChatResponse, CompletionResponse, LLMMetadata, MessageRole,
 )
 from llama_index.core.llms.llm import LLM
 from pydantic import PrivateAttr
+
+from judge_eval.retry import NoStreaming
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Call:
     output: str
 
 
-class CapturingLLM(LLM):
+class CapturingLLM(NoStreaming, LLM):
     """Delegates every call to ``inner`` and appends a ``Call`` to ``calls``."""
 
     _inner: Any = PrivateAttr()
@@ -68,19 +69,6 @@ class CapturingLLM(LLM):
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         return self._record_completion(
             prompt, await self._inner.acomplete(prompt, formatted=formatted, **kwargs))
-
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        raise NotImplementedError("judging does not stream")
-
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        raise NotImplementedError("judging does not stream")
-
-    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        raise NotImplementedError("judging does not stream")
-
-    async def astream_complete(self, prompt: str, formatted: bool = False,
-                               **kwargs: Any) -> CompletionResponseAsyncGen:
-        raise NotImplementedError("judging does not stream")
 
 
 def _role(role: Any) -> str:

@@ -119,21 +119,25 @@ def classify(exc: BaseException) -> tuple[bool, float | None, str]:
     return False, None, f"{name}: {str(exc)[:200]}"
 
 
+def _wait_after(exc: Exception, attempt: int, policy: RetryPolicy, what: str) -> float:
+    """How long to wait before the next attempt, or raise: the original error for a replay miss,
+    ``CallFailedError`` for a non-transient error or the last attempt."""
+    transient, retry_after, reason = classify(exc)
+    if reason.startswith("no recording"):
+        raise exc
+    if not transient or attempt == policy.attempts:
+        raise CallFailedError(f"{what}: {reason}", attempt) from exc
+    wait = policy.delay(attempt, retry_after)
+    policy.sleeps.append(wait)
+    return wait
+
+
 async def call_async(fn: Callable[[], Awaitable[Any]], policy: RetryPolicy, what: str) -> Any:
     for attempt in range(1, policy.attempts + 1):
         try:
             return await fn()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
-            transient, retry_after, reason = classify(exc)
-            if not transient:
-                if reason.startswith("no recording"):
-                    raise
-                raise CallFailedError(f"{what}: {reason}", attempt) from exc
-            if attempt == policy.attempts:
-                raise CallFailedError(f"{what}: {reason}", attempt) from exc
-            wait = policy.delay(attempt, retry_after)
-            policy.sleeps.append(wait)
-            await asyncio.sleep(wait)
+        except Exception as exc:  # noqa: BLE001 - _wait_after re-raises what is not transient
+            await asyncio.sleep(_wait_after(exc, attempt, policy, what))
     raise AssertionError("unreachable")
 
 
@@ -142,20 +146,28 @@ def call_sync(fn: Callable[[], Any], policy: RetryPolicy, what: str) -> Any:
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001
-            transient, retry_after, reason = classify(exc)
-            if not transient:
-                if reason.startswith("no recording"):
-                    raise
-                raise CallFailedError(f"{what}: {reason}", attempt) from exc
-            if attempt == policy.attempts:
-                raise CallFailedError(f"{what}: {reason}", attempt) from exc
-            wait = policy.delay(attempt, retry_after)
-            policy.sleeps.append(wait)
-            time.sleep(wait)
+            time.sleep(_wait_after(exc, attempt, policy, what))
     raise AssertionError("unreachable")
 
 
-class RetryingLLM(LLM):
+class NoStreaming:
+    """The pipeline never streams; wrappers say so instead of half-supporting it."""
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+    async def astream_complete(self, prompt: str, formatted: bool = False,
+                               **kwargs: Any) -> CompletionResponseAsyncGen:
+        raise NotImplementedError("the pipeline does not stream")
+
+
+class RetryingLLM(NoStreaming, LLM):
     """Delegates to ``inner``; each chat/completion call is retried under ``policy``."""
 
     _inner: Any = PrivateAttr()
@@ -199,16 +211,3 @@ class RetryingLLM(LLM):
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         return await self._bounded(lambda: self._inner.acomplete(prompt, formatted=formatted, **kwargs))
-
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        raise NotImplementedError("the pipeline does not stream")
-
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        raise NotImplementedError("the pipeline does not stream")
-
-    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        raise NotImplementedError("the pipeline does not stream")
-
-    async def astream_complete(self, prompt: str, formatted: bool = False,
-                               **kwargs: Any) -> CompletionResponseAsyncGen:
-        raise NotImplementedError("the pipeline does not stream")
