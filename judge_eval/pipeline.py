@@ -49,6 +49,9 @@ class Context:
     _cassette: Any = field(default=None, repr=False)
     #: Items (or calls, for the question writer) in flight at once in live stages; 1 is sequential.
     concurrency: int = 1
+    #: Body-hash profiles: third-party text (the study's files) masked wherever a model's stored
+    #: output reproduces a run of it, not only where it echoes its request.
+    sensitive_text: str = field(default="", repr=False)
 
     @property
     def retry(self) -> Any:
@@ -87,7 +90,8 @@ class Context:
 
     def spec(self, stage: str, split: str, *, name: str | None = None) -> CassetteSpec:
         return CassetteSpec(root=self.cassette_root, profile=self.profile.name, stage=name or stage,
-                            split=split, body_hash=self.profile.body_hash, record_stage=stage)
+                            split=split, body_hash=self.profile.body_hash, record_stage=stage,
+                            sensitive_text=self.sensitive_text)
 
     def run_stage(self, stage: str, split: str, fn: Callable[[bool], Any], *, name: str | None = None) -> Any:
         """Run ``fn(replay)`` inside the cassette ``<name>-<split>`` (``name`` defaults to the
@@ -370,6 +374,13 @@ def run_from_study(ctx: Context, study_dir: Path) -> Path:
     from judge_eval.store import read_run
 
     study = read_run(study_dir, require=("train", "test", "resolved"))
+    if ctx.profile.body_hash and not ctx.sensitive_text:
+        # The distilled student learns GPT-4's phrasing from these transcripts and reproduces
+        # it verbatim; stored outputs must not carry the study's text.
+        from judge_eval.store import QA_FILES, RESOLVED_FILE
+
+        ctx.sensitive_text = "\n".join((Path(study_dir) / name).read_text("utf-8")
+                                        for name in (*QA_FILES.values(), RESOLVED_FILE))
     ctx.counts.update({"items_train": len(study.train), "items_test": len(study.test),
                        "resolved_events": len(study.resolved)})
     distilled = stage_distill(ctx, list(study.resolved))

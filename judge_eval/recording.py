@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,6 +51,9 @@ class CassetteSpec:
     split: str
     body_hash: bool = False
     record_stage: str | None = None  # the pipeline stage that re-records it (default: stage)
+    #: body-hash cassettes: third-party text a model may reproduce without it being in the
+    #: request (e.g. phrasing it learned in fine-tuning); runs of it are masked like echoes
+    sensitive_text: str = field(default="", repr=False, compare=False)
 
     @property
     def path(self) -> Path:
@@ -192,11 +195,14 @@ def _request_text(canonical: str) -> str:
     return "\n".join(p for p in parts if isinstance(p, str))
 
 
-def _mask_on_save(texts: dict[str, str]):
-    """Before a body-hash cassette is saved: mask third-party text the model echoed."""
+def _mask_on_save(texts: dict[str, str], sensitive: str = ""):
+    """Before a body-hash cassette is saved: mask third-party text the model echoed from its
+    request, or reproduced from ``sensitive`` (text it may have learned)."""
     def hook(request, response, cassette):
         body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
         text = texts.get(body)
+        if text is not None and sensitive:
+            text = text + "\n" + sensitive
         if text is not None and isinstance(response.get("body", {}).get("string"), (str, bytes)):
             raw = response["body"]["string"]
             raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -339,7 +345,7 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
     cass = None
     try:
         with recorder.use_cassette(str(path), before_save_interaction=(
-                _mask_on_save(texts) if spec.body_hash else None)) as cass:
+                _mask_on_save(texts, spec.sensitive_text) if spec.body_hash else None)) as cass:
             cass.get_metadata("profile", spec.profile)
             cass.get_metadata("stage", spec.stage)
             cass.get_metadata("split", spec.split)
