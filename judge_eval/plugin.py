@@ -115,6 +115,18 @@ def concurrency(config: pytest.Config, profile_default: int) -> int:
     return value
 
 
+def report_run(config: pytest.Config, label: str, items, profile, title: str):
+    """Compute ``items``' metrics against the profile's reference and show them in the terminal
+    summary (and the --judge-report-md file). Returns the metrics."""
+    from judge_eval.metrics import run_metrics
+    from judge_eval.report import render_markdown, render_text
+
+    metrics = run_metrics(items, profile.reference, seed=profile.bootstrap_seed,
+                          resamples=profile.bootstrap_resamples)
+    add_report(config, label, render_text(metrics, title=title), render_markdown(metrics, title=f"judge_eval: {title}"))
+    return metrics
+
+
 def add_report(config: pytest.Config, title: str, text: str, markdown: str = "") -> None:
     """Show ``text`` under ``title`` in the session's terminal summary (and ``markdown`` in the
     file of --judge-report-md)."""

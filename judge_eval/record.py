@@ -67,37 +67,41 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
                   modes=modes_from(stage, "new_episodes" if resume else "all"),
                   concurrency=concurrency or profile.pipeline.concurrency)
     started = time.monotonic()
-    if is_local(profile):
-        from judge_eval.local_models import ensure_record_packages, model_file
-        from judge_eval.local_servers import ServerSpec, Servers, port_of
-
-        if install:
-            ensure_record_packages(project_root)
-        with Servers(run_dir / "server-logs") as servers:
-            for port, (model, embedding) in sorted(_local_servers(profile).items()):
-                servers.start(ServerSpec(name=f"{model}-{port}", model_path=model_file(model), port=port,
-                                         alias=model, embedding=embedding))
-            distill = profile.pipeline.distill
-
-            def serve_adapter(adapter: Path, alias: str) -> str:
-                port = port_of(distill.base_url or "")
-                spec = ServerSpec(name=f"lora-{port}", model_path=model_file(profile.pipeline.student.model),
-                                  port=port, alias=alias, lora_path=adapter)
-                return servers.start(spec).base_url
-
-            ctx.serve_adapter = serve_adapter
-            try:
-                run_all(ctx, study_dir)
-            finally:
-                ctx.close()
-    else:
-        try:
-            run_all(ctx, study_dir)
-        finally:
-            ctx.close()
+    try:
+        _record_with_servers(ctx, profile, run_dir, install, project_root, study_dir)
+    finally:
+        ctx.close()
     seconds = time.monotonic() - started
     folder = cassette_root / profile.name
     sizes = {p.name: p.stat().st_size for p in sorted(folder.glob("*")) if p.is_file()}
     return {"profile": profile.name, "seconds": round(seconds, 1), "run_dir": str(run_dir),
             "cassettes": str(folder), "requests": {k: v["requests"] for k, v in ctx.observed.items()},
             "cassette_bytes": sizes, "counts": ctx.counts}
+
+
+def _record_with_servers(ctx: Context, profile: Profile, run_dir: Path, install: bool, project_root: Path,
+                         study_dir: Path | None) -> None:
+    """Run every stage; for a local profile inside the llama.cpp servers it needs (all stopped
+    at the end, the adapter's too)."""
+    if not is_local(profile):
+        run_all(ctx, study_dir)
+        return
+    from judge_eval.local_models import ensure_record_packages, model_file
+    from judge_eval.local_servers import ServerSpec, Servers, port_of
+
+    if install:
+        ensure_record_packages(project_root)
+    with Servers(run_dir / "server-logs") as servers:
+        for port, (model, embedding) in sorted(_local_servers(profile).items()):
+            servers.start(ServerSpec(name=f"{model}-{port}", model_path=model_file(model), port=port,
+                                     alias=model, embedding=embedding))
+        distill = profile.pipeline.distill
+
+        def serve_adapter(adapter: Path, alias: str) -> str:
+            port = port_of(distill.base_url or "")
+            spec = ServerSpec(name=f"lora-{port}", model_path=model_file(profile.pipeline.student.model),
+                              port=port, alias=alias, lora_path=adapter)
+            return servers.start(spec).base_url
+
+        ctx.serve_adapter = serve_adapter
+        run_all(ctx, study_dir)
