@@ -376,11 +376,11 @@ def run_from_study(ctx: Context, study_dir: Path) -> Path:
     study = read_run(study_dir, require=("train", "test", "resolved"))
     if ctx.profile.body_hash and not ctx.sensitive_text:
         # The distilled student learns GPT-4's phrasing from these transcripts and reproduces
-        # it verbatim; stored outputs must not carry the study's text.
-        from judge_eval.store import QA_FILES, RESOLVED_FILE
+        # it verbatim; stored outputs must not carry the study's text. Decoded strings of all four
+        # files, so an escaped newline in the JSONL does not split a run the masking should see.
+        from judge_eval.studytext import study_texts
 
-        ctx.sensitive_text = "\n".join((Path(study_dir) / name).read_text("utf-8")
-                                        for name in (*QA_FILES.values(), RESOLVED_FILE))
+        ctx.sensitive_text = "\n".join(study_texts(Path(study_dir)))
     ctx.counts.update({"items_train": len(study.train), "items_test": len(study.test),
                        "resolved_events": len(study.resolved)})
     distilled = stage_distill(ctx, list(study.resolved))

@@ -180,11 +180,11 @@ def test_body_hash_cassettes_mask_echoed_text_in_responses(tmp_path: Path, serve
 
 
 def test_body_hash_cassettes_mask_reproduced_third_party_text_not_in_the_request(tmp_path: Path, server) -> None:
-    learned = "both assistant a and assistant b provided accurate and relevant responses to the question"
+    learned = "the first reply names the right harbour and the second reply names a river instead"
     server.reply = lambda body: f"I think {learned}. Final verdict: [[C]]"
     s = CassetteSpec(root=tmp_path, profile="study-local", stage="student-distilled", split="test",
                      body_hash=True, sensitive_text=f"GPT-4 wrote: {learned.title()}.")
     with cassette(s, "all"):
         call(server.base_url, {"model": "m", "messages": [{"role": "user", "content": "Which is better?"}]})
     text = s.path.read_text()
-    assert "provided accurate" not in text and "Final verdict: [[C]]" in text
+    assert "right harbour" not in text and "Final verdict: [[C]]" in text

@@ -1,0 +1,134 @@
+"""Finding the study's text in files we store or commit.
+
+The study's run files (questions, Wikipedia passages, answers, GPT-4's verdicts and transcripts)
+are third-party data: we read them from the study folder and must never copy them into the
+repository. A model trained on them can reproduce them, and a cassette can store what it said, so
+this module answers one question for any text: does it hold a run of ``SCAN_WORDS`` consecutive
+words that also occurs in the study's files?
+
+Words are ``\\w+`` runs, lower-cased, taken from the *decoded* JSON strings (so an escaped newline
+or ``\\u2019`` in the file does not split or hide a run). Eight words is long enough that ordinary
+English and the project's own wording do not collide with the study's (measured on this repository:
+no false hit), and short enough to catch any sentence copied from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCAN_WORDS = 8
+_WORD = re.compile(r"\w+")
+
+
+def json_strings(value: Any) -> Iterator[str]:
+    """Every string inside a decoded JSON value (keys included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
+
+
+def study_texts(study_dir: Path, names: Iterable[str] | None = None) -> list[str]:
+    """The decoded strings of the study's JSONL files in ``study_dir`` (all four by default)."""
+    from judge_eval.store import EVENTS_FILE, QA_FILES, RESOLVED_FILE, RunFileError
+
+    texts: list[str] = []
+    for name in names or (*QA_FILES.values(), EVENTS_FILE, RESOLVED_FILE):
+        path = Path(study_dir) / name
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                texts.extend(json_strings(json.loads(line)))
+            except ValueError as exc:
+                raise RunFileError(path, number, None, f"not valid JSON ({exc})") from None
+    return texts
+
+
+def library_texts() -> list[str]:
+    """Text the study's files hold because the study used llama-index, not because the study
+    wrote it: the pairwise evaluator's default prompt templates (MIT, shipped with the package
+    we install). Every judge request of every profile carries them, so they are excluded from
+    the study's index rather than reported in every cassette."""
+    from llama_index.core.evaluation.pairwise import DEFAULT_SYSTEM_TEMPLATE, DEFAULT_USER_TEMPLATE
+
+    return [DEFAULT_SYSTEM_TEMPLATE, DEFAULT_USER_TEMPLATE]
+
+
+def study_index(study_dir: Path, n: int = SCAN_WORDS) -> TextIndex:
+    """Every ``n``-word run of the study's four files, less the library's prompt templates."""
+    return TextIndex(study_texts(study_dir), n, exclude=library_texts())
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A run of words found in a third party's text: character span in the scanned text."""
+    start: int
+    end: int
+    words: int
+
+
+class TextIndex:
+    """The set of every ``n``-word run of some texts; ``find`` reports the runs another text
+    shares with them (overlapping runs merged into one hit)."""
+
+    def __init__(self, texts: Iterable[str], n: int = SCAN_WORDS, exclude: Iterable[str] = ()):
+        self.n = n
+        self._runs = self._collect(texts) - self._collect(exclude)
+
+    def _collect(self, texts: Iterable[str]) -> set[str]:
+        runs: set[str] = set()
+        for text in texts:
+            words = _WORD.findall(text.lower())
+            runs.update(" ".join(words[i:i + self.n]) for i in range(len(words) - self.n + 1))
+        return runs
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def find(self, text: str) -> list[Hit]:
+        words = list(_WORD.finditer(text.lower()))
+        hits: list[Hit] = []
+        n = self.n
+        for i in range(len(words) - n + 1):
+            if " ".join(m.group() for m in words[i:i + n]) not in self._runs:
+                continue
+            start, end = words[i].start(), words[i + n - 1].end()
+            if hits and start <= hits[-1].end:  # overlaps the previous run: extend it
+                last = hits[-1]
+                hits[-1] = Hit(last.start, end, last.words + 1)
+            else:
+                hits.append(Hit(start, end, n))
+        return hits
+
+
+def scan_paths(index: TextIndex, paths: Iterable[Path], root: Path | None = None) -> dict[str, list[Hit]]:
+    """``{path: hits}`` for every readable text file holding a run of the indexed text. Files
+    that are not UTF-8 text (images, model weights) cannot hold a copied sentence as text and
+    are passed over; the caller lists which paths it scans."""
+    out: dict[str, list[Hit]] = {}
+    for path in paths:
+        try:
+            text = Path(path).read_bytes().decode("utf-8")
+        except (UnicodeDecodeError, IsADirectoryError):
+            continue
+        hits = index.find(text)
+        if hits:
+            out[str(Path(path).relative_to(root)) if root else str(path)] = hits
+    return out
+
+
+def describe(path: str, hits: list[Hit]) -> str:
+    """Where the hits are, without repeating the study's text (a log is a file too)."""
+    spans = ", ".join(f"chars {h.start}-{h.end} ({h.words} words)" for h in hits[:5])
+    more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+    return f"{path}: {len(hits)} run(s) of the study's text: {spans}{more}"
