@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from judge_eval.distillers import DistilledModel, DistillError, data_hash
+from judge_eval.judging import progress
 from judge_eval.local_models import llama_cpp_scripts, model_file
 from judge_eval.pipeline_config import PipelineConfig
 
@@ -86,18 +87,21 @@ class LocalLoraDistiller:
         rng = random.Random(spec.seed)
         losses = []
         started = time.monotonic()
-        for epoch in range(spec.epochs):
-            rng.shuffle(order)
-            total = 0.0
-            for i in order:
-                ids, labels = data[i]
-                out = peft_model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-                out.loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
-                total += float(out.loss.detach())
-            losses.append(round(total / len(data), 4))
-            print(f"[judge-eval] LoRA epoch {epoch + 1}/{spec.epochs}: mean loss {losses[-1]}", flush=True)
+        with progress(spec.epochs * len(data), "LoRA training") as bar:  # minutes per epoch on a CPU
+            for epoch in range(spec.epochs):
+                rng.shuffle(order)
+                total = 0.0
+                for i in order:
+                    ids, labels = data[i]
+                    out = peft_model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+                    out.loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    total += float(out.loss.detach())
+                    bar.update(1)
+                losses.append(round(total / len(data), 4))
+                print(f"[judge-eval] LoRA epoch {epoch + 1}/{spec.epochs}: mean loss {losses[-1]} "
+                      f"({time.monotonic() - started:.0f} s)", flush=True)
         seconds = time.monotonic() - started
         adapter_dir = workdir / "adapter"
         peft_model.save_pretrained(adapter_dir)
