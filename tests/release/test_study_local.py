@@ -45,3 +45,13 @@ def test_both_students_are_reported_against_gpt4_in_both_frames(study_local_run:
         for frame in ("study", "corrected"):
             c = metrics.judges[judge][frame]
             assert c.items == 64 and (c.agreement_ci is not None or "agreement_ci" in c.notes)
+
+
+def test_one_table_in_the_summary_holds_both_students_and_the_studys_gpt35_judges(
+        study_local_run: Path, study_local_profile, pytestconfig: pytest.Config) -> None:
+    from judge_eval.plugin import REPORTS_KEY
+
+    shown = [r for r in pytestconfig.stash[REPORTS_KEY] if r.title == f"study-local run {study_local_run}"]
+    assert len(shown) == 1
+    for judge in (*students(study_local_profile), "ft_gpt_3p5", "gpt_3p5"):
+        assert judge in shown[0].text and judge in shown[0].markdown, judge
