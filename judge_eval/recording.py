@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from judge_eval.errors import JudgeEvalError
+from judge_eval.studytext import TextIndex
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 KEEP_REQUEST_HEADERS = frozenset({"content-type"})
@@ -198,67 +199,56 @@ def _request_text(canonical: str) -> str:
 def _mask_on_save(texts: dict[str, str], sensitive: str = ""):
     """Before a body-hash cassette is saved: mask third-party text the model echoed from its
     request, or reproduced from ``sensitive`` (text it may have learned)."""
+    learned: list[TextIndex] = []  # indexed on the first save, so a replay never pays for it
+
     def hook(request, response, cassette):
         body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
         text = texts.get(body)
-        if text is not None and sensitive:
-            text = text + "\n" + sensitive
         if text is not None and isinstance(response.get("body", {}).get("string"), (str, bytes)):
+            if sensitive and not learned:
+                learned.append(TextIndex([sensitive], ECHO_WORDS))
             raw = response["body"]["string"]
             raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            response["body"]["string"] = _mask_response_body(raw, text).encode("utf-8")
+            response["body"]["string"] = _mask_response_body(raw, text, learned[0] if learned else None).encode("utf-8")
         return request, response
     return hook
 
 
-_WORD = re.compile(r"\w+")
 _VERDICT_TOKEN = re.compile(r"\[\[\s*[ABC]\s*\]\]")
 ECHO_WORDS = 6  # a run of this many words copied from the request counts as an echo
 
 
-def mask_echoes(output: str, request_text: str, min_words: int = ECHO_WORDS) -> str:
+def mask_echoes(output: str, request_text: str, min_words: int = ECHO_WORDS,
+                learned: TextIndex | None = None) -> str:
     """Mask every run of ``min_words`` or more words of ``output`` that also appears in
-    ``request_text``: letters and digits become ``x``, everything else (spaces, punctuation,
-    newlines) and verdict tokens like ``[[A]]`` stay. A model echoing third-party text from its
-    prompt then stores none of it, while the judge-output parser reads the masked text exactly
-    as the original (it looks only at verdict tokens and the punctuation between them)."""
-    words = list(_WORD.finditer(output.lower()))
-    if len(words) < min_words:
-        return output
-    haystack = " " + " ".join(_WORD.findall(request_text.lower())) + " "
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i + min_words <= len(words):
-        j = i + min_words
-        if " " + " ".join(m.group() for m in words[i:j]) + " " not in haystack:
-            i += 1
-            continue
-        while j < len(words) and " " + " ".join(m.group() for m in words[i:j + 1]) + " " in haystack:
-            j += 1
-        spans.append((words[i].start(), words[j - 1].end()))
-        i = j
-    if not spans:
+    ``request_text`` (or in the text ``learned`` indexes): letters and digits become ``x``,
+    everything else (spaces, punctuation, newlines) and verdict tokens like ``[[A]]`` stay. A
+    model echoing third-party text from its prompt then stores none of it, while the judge-output
+    parser reads the masked text exactly as the original (it looks only at verdict tokens and the
+    punctuation between them)."""
+    hits = TextIndex([request_text], min_words).find(output) + (learned.find(output) if learned else [])
+    if not hits:
         return output
     keep = {k for m in _VERDICT_TOKEN.finditer(output) for k in range(m.start(), m.end())}
     chars = list(output)
-    for start, end in spans:
-        for k in range(start, end):
+    for hit in hits:
+        for k in range(hit.start, hit.end):
             if k not in keep and chars[k].isalnum():
                 chars[k] = "x"
     return "".join(chars)
 
 
-def _mask_response_body(body: str, request_text: str) -> str:
+def _mask_response_body(body: str, request_text: str, learned: TextIndex | None = None) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return mask_echoes(body, request_text)
+        return mask_echoes(body, request_text, learned=learned)
     for choice in data.get("choices", []) if isinstance(data, dict) else []:
         message = choice.get("message") or {}
         if isinstance(message.get("content"), str):
-            message["content"] = mask_echoes(message["content"], request_text)
+            message["content"] = mask_echoes(message["content"], request_text, learned=learned)
         if isinstance(choice.get("text"), str):
-            choice["text"] = mask_echoes(choice["text"], request_text)
+            choice["text"] = mask_echoes(choice["text"], request_text, learned=learned)
     return json.dumps(data)
 
 

@@ -88,7 +88,7 @@ class TextIndex:
     def _collect(self, texts: Iterable[str]) -> set[str]:
         runs: set[str] = set()
         for text in texts:
-            words = _WORD.findall(text.lower())
+            words = [w.lower() for w in _WORD.findall(text)]
             runs.update(" ".join(words[i:i + self.n]) for i in range(len(words) - self.n + 1))
         return runs
 
@@ -96,13 +96,14 @@ class TextIndex:
         return len(self._runs)
 
     def find(self, text: str) -> list[Hit]:
-        words = list(_WORD.finditer(text.lower()))
+        found = list(_WORD.finditer(text))  # spans in ``text`` itself (lower() may change lengths)
+        words = [m.group().lower() for m in found]
         hits: list[Hit] = []
         n = self.n
         for i in range(len(words) - n + 1):
-            if " ".join(m.group() for m in words[i:i + n]) not in self._runs:
+            if " ".join(words[i:i + n]) not in self._runs:
                 continue
-            start, end = words[i].start(), words[i + n - 1].end()
+            start, end = found[i].start(), found[i + n - 1].end()
             if hits and start <= hits[-1].end:  # overlaps the previous run: extend it
                 last = hits[-1]
                 hits[-1] = Hit(last.start, end, last.words + 1)

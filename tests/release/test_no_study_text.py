@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.recording import mask_echoes
+from judge_eval.recording import ECHO_WORDS, mask_echoes
 from judge_eval.store import Run
 from judge_eval.studytext import (SCAN_WORDS, TextIndex, describe, library_texts, scan_paths, study_index,
                                   study_texts)
@@ -60,7 +60,7 @@ def test_masking_leaves_no_run_the_scan_would_find(index: TextIndex, study_run: 
     learned = study_run.resolved[0].messages[-1].content
     output = f"My verdict, as I learned it: {learned}"
     assert index.find(output)
-    masked = mask_echoes(output, "\n".join(study_texts(study_dir)))
+    masked = mask_echoes(output, "", learned=TextIndex(["\n".join(study_texts(study_dir))], ECHO_WORDS))
     assert index.find(masked) == []
     assert masked.count("[[") == output.count("[[")
 
