@@ -84,6 +84,7 @@ class TextIndex:
     def __init__(self, texts: Iterable[str], n: int = SCAN_WORDS, exclude: Iterable[str] = ()):
         self.n = n
         self._runs = self._collect(texts) - self._collect(exclude)
+        self._vocabulary = {word for run in self._runs for word in run.split(" ")}
 
     def _collect(self, texts: Iterable[str]) -> set[str]:
         runs: set[str] = set()
@@ -99,16 +100,17 @@ class TextIndex:
         found = list(_WORD.finditer(text))  # spans in ``text`` itself (lower() may change lengths)
         words = [m.group().lower() for m in found]
         hits: list[Hit] = []
-        n = self.n
-        for i in range(len(words) - n + 1):
-            if " ".join(words[i:i + n]) not in self._runs:
+        n, known, first = self.n, 0, 0  # known: how many words up to here are all indexed ones
+        for j, word in enumerate(words):
+            known = known + 1 if word in self._vocabulary else 0
+            i = j - n + 1  # the window words[i..j]; one with an unknown word cannot match
+            if known < n or " ".join(words[i:j + 1]) not in self._runs:
                 continue
-            start, end = found[i].start(), found[i + n - 1].end()
-            if hits and start <= hits[-1].end:  # overlaps the previous run: extend it
-                last = hits[-1]
-                hits[-1] = Hit(last.start, end, last.words + 1)
+            if hits and i <= first + hits[-1].words - 1:  # overlaps the previous run: extend it
+                hits[-1] = Hit(hits[-1].start, found[j].end(), j - first + 1)
             else:
-                hits.append(Hit(start, end, n))
+                first = i
+                hits.append(Hit(found[i].start(), found[j].end(), n))
         return hits
 
 
