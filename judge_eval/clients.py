@@ -31,10 +31,12 @@ def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
                       f"{spec.api_key_env} before recording")
 
 
-def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int = 0) -> Any:
+def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int = 0, http: Any = None) -> Any:
     """A llama-index LLM for ``spec``. Live, it is wrapped in ``RetryingLLM`` (one retry policy
-    for every chat/completion call, the SDK's own retries off); in replay nothing retries."""
-    llm = _build_llm(spec, replay=replay)
+    for every chat/completion call, the SDK's own retries off); in replay nothing retries.
+    ``http``: a (sync, async) pair of HTTP clients to share (``Context.http``); without it the
+    SDK makes its own per model client."""
+    llm = _build_llm(spec, replay=replay, http=http)
     if replay:
         return llm
     from judge_eval.retry import RetryingLLM, RetryPolicy
@@ -42,7 +44,11 @@ def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int =
     return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}", limit=limit)
 
 
-def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
+def _shared(http: Any) -> dict[str, Any]:
+    return {"http_client": http[0], "async_http_client": http[1]} if http else {}
+
+
+def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
     retries = 0  # retries happen in RetryingLLM, counted and under one policy
     extra: dict[str, Any] = {}
     if spec.grammar:
@@ -53,7 +59,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
 
         return OpenAI(model=spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens,
                       api_key=key, api_base=spec.base_url, max_retries=retries, timeout=spec.timeout,
-                      additional_kwargs=extra, reuse_client=True)
+                      additional_kwargs=extra, reuse_client=True, **_shared(http))
     if spec.api == "openai-like":
         from llama_index.llms.openai_like import OpenAILike
 
@@ -61,7 +67,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
                           is_chat_model=spec.chat, is_function_calling_model=False,
                           context_window=spec.context_window, temperature=spec.temperature,
                           max_tokens=spec.max_tokens, max_retries=retries, timeout=spec.timeout,
-                          additional_kwargs=extra, reuse_client=True)
+                          additional_kwargs=extra, reuse_client=True, **_shared(http))
     if spec.api == "hf-inference":
         from llama_index.llms.huggingface_api import HuggingFaceInferenceAPI
 
@@ -79,17 +85,18 @@ def _build_llm(spec: ModelSpec, *, replay: bool) -> Any:
     raise ConfigError(f"unknown api {spec.api!r} for {spec.role}")
 
 
-def build_embeddings(spec: ModelSpec, *, replay: bool) -> Any:
+def build_embeddings(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
     key = api_key(spec, replay=replay)
     retries = 0 if replay else LIVE_RETRIES
     if spec.api == "openai":
         from llama_index.embeddings.openai import OpenAIEmbedding
 
         return OpenAIEmbedding(model=spec.model, api_key=key, api_base=spec.base_url,
-                               max_retries=retries, timeout=spec.timeout, reuse_client=True)
+                               max_retries=retries, timeout=spec.timeout, reuse_client=True, **_shared(http))
     if spec.api == "openai-like":
         from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
         return OpenAILikeEmbedding(model_name=spec.model, api_base=spec.base_url, api_key=key,
-                                   max_retries=retries, timeout=spec.timeout, reuse_client=True)
+                                   max_retries=retries, timeout=spec.timeout, reuse_client=True,
+                                   **_shared(http))
     raise ConfigError(f"embeddings api {spec.api!r} is not supported; use openai or openai-like")

@@ -47,6 +47,7 @@ class Context:
     _loop: Any = field(default=None, repr=False)
     _retry: Any = field(default=None, repr=False)
     _cassette: Any = field(default=None, repr=False)
+    _http: Any = field(default=None, repr=False)
     #: Items (or calls, for the question writer) in flight at once in live stages; 1 is sequential.
     concurrency: int = 1
     #: Body-hash profiles: third-party text (the study's files) masked wherever a model's stored
@@ -68,13 +69,25 @@ class Context:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
 
-    def close(self) -> None:
-        """Let pending client shutdowns run, then close the loop."""
-        if self._loop is not None and not self._loop.is_closed():
-            import gc
+    @property
+    def http(self) -> tuple[Any, Any]:
+        """One pooled sync and one async HTTP client (the openai SDK's defaults) shared by every
+        model client of the run: no TLS setup per model client, and closed by ``close`` on the
+        run's loop instead of by the garbage collector after the loop is gone."""
+        if self._http is None:
+            import openai
 
-            gc.collect()
-            self._loop.run_until_complete(asyncio.sleep(0.05))
+            self._http = (openai.DefaultHttpxClient(), openai.DefaultAsyncHttpxClient())
+        return self._http
+
+    def close(self) -> None:
+        """Close the shared HTTP clients, then the loop."""
+        if self._http is not None:
+            sync_client, async_client = self._http
+            self._http = None
+            sync_client.close()
+            self.run_async(async_client.aclose())
+        if self._loop is not None and not self._loop.is_closed():
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 
@@ -160,7 +173,8 @@ def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
     from judge_eval.clients import build_llm
 
     policy = ctx.retry if ctx is not None else None
-    return build_llm(spec, replay=replay, policy=policy, limit=ctx.concurrency if ctx is not None else 0)
+    return build_llm(spec, replay=replay, policy=policy, limit=ctx.concurrency if ctx is not None else 0,
+                     http=ctx.http if ctx is not None else None)
 
 
 # --------------------------------------------------------------------------- stages
@@ -202,7 +216,7 @@ def stage_answers(ctx: Context, split: str, documents: list[Any], questions: lis
     cfg = ctx.config
 
     def run(replay: bool) -> list[QAItem]:
-        retriever = build_retriever(documents, build_embeddings(cfg.embeddings, replay=replay),
+        retriever = build_retriever(documents, build_embeddings(cfg.embeddings, replay=replay, http=ctx.http),
                                     top_k=cfg.top_k, chunk_size=cfg.chunk_size)
         engines = query_engines(retriever, {a.label: _llm(a, replay, ctx) for a in cfg.answerers})
         return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed,
