@@ -77,9 +77,10 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--judge-profile: unknown profile {name!r}; known profiles: "
                                 f"{', '.join(sorted(profiles)) or 'none'} (from {pyproject})")
     if config.getoption("--study-dir"):
-        study_dir, origin = Path(config.getoption("--study-dir")), "--study-dir"
+        # expanduser: in `--study-dir=~/x` the shell leaves the tilde alone
+        study_dir, origin = Path(config.getoption("--study-dir")).expanduser(), "--study-dir"
     elif os.environ.get(STUDY_DIR_ENV):
-        study_dir, origin = Path(os.environ[STUDY_DIR_ENV]), STUDY_DIR_ENV
+        study_dir, origin = Path(os.environ[STUDY_DIR_ENV]).expanduser(), STUDY_DIR_ENV
     elif config.getini("judge_eval_study_dir"):
         study_dir, origin = config.rootpath / config.getini("judge_eval_study_dir"), "ini judge_eval_study_dir"
     else:

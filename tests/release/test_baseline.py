@@ -1,4 +1,4 @@
-"""Regression against a baseline run (--baseline-run DIR): the run this session produced must not
+"""Regression against a baseline run (--baseline-run=DIR): the run this session produced must not
 be significantly worse for a gated judge (exact McNemar), nor fail a gate the baseline passed."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ def test_no_significant_drop_since_the_baseline(pytestconfig: pytest.Config, pip
                                                 pipeline_profile) -> None:
     baseline = pytestconfig.getoption("--baseline-run") or pytestconfig.getini("judge_eval_baseline_run")
     if not baseline:
-        pytest.skip("no baseline run given (--baseline-run DIR or ini judge_eval_baseline_run)")
-    result = compare_runs(load_items(baseline), load_items(pipeline_run), reference=pipeline_profile.reference,
+        pytest.skip("no baseline run given (--baseline-run=DIR or ini judge_eval_baseline_run)")
+    result = compare_runs(load_items(Path(baseline).expanduser()), load_items(pipeline_run), reference=pipeline_profile.reference,
                           gated=pipeline_profile.gated, profile=pipeline_profile, old_path=str(baseline),
                           new_path=str(pipeline_run))
     assert not result.fails, render_comparison(result)

@@ -47,6 +47,14 @@ def test_study_dir_option_env_and_ini_in_that_order(project: pytest.Pytester, st
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*study data {study_dir} (from --study-dir)*"])
 
+    # The documented form for a folder outside the project (see README): `=`, tilde expanded here.
+    (project.path / "home").mkdir()
+    (project.path / "home" / "study").symlink_to(study_dir)
+    monkeypatch.setenv("HOME", str(project.path / "home"))
+    result = project.runpytest("-p", "no:cacheprovider", "--study-dir=~/study")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*study data {study_dir.resolve()} (from --study-dir)*"])
+
     monkeypatch.delenv("JUDGE_EVAL_STUDY_DIR")
     result = project.runpytest("-p", "no:cacheprovider", "-o", f"judge_eval_study_dir={study_dir}")
     result.assert_outcomes(passed=1)
