@@ -1,7 +1,8 @@
 """Rerunnable speed measurements, reported as ratios measured in one run.
 
-    python benchmarks/bench.py            # everything (about 3 minutes on 2 cores)
-    python benchmarks/bench.py judging    # or: imports, replay
+    python benchmarks/bench.py            # everything (about 4 minutes on 2 cores)
+    python benchmarks/bench.py judging    # or: imports, replay, release
+    python benchmarks/bench.py release --against=COMMIT   # release time, this tree vs COMMIT
 
 judging  The real judging stage (PairwiseComparisonEvaluator, the project's parser, RetryingLLM,
          the openai-like client) on 64 pairs against a loopback OpenAI-compatible server that
@@ -11,12 +12,15 @@ imports  `import judge_eval` and `pytest --collect-only`, each in a fresh interp
 replay   Time per replayed request from cassettes of 100, 1,000 and 5,000 recorded interactions,
          with judge_eval's indexed replay and with vcrpy's own scan (the latter sampled on 50
          requests at the larger sizes: a full scan replay of 5,000 takes tens of minutes).
+release  `pytest -m release` three times, as pytest reports its own time; with --against=COMMIT
+         the runs of this tree and of COMMIT (in a temporary git worktree) interleave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -117,8 +121,43 @@ def bench_replay(sizes=(100, 1000, 5000), sample: int = 50) -> dict:
     return out
 
 
+def bench_release(runs: int = 3, commits: tuple[str, ...] = ()) -> dict:
+    """``pytest -m release`` as pytest itself reports its time, ``runs`` times; with commits,
+    each commit is checked out in a temporary worktree and the runs interleave (so they share
+    the machine's load)."""
+    import re
+    import statistics
+
+    def once(root: Path) -> float:
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        res = subprocess.run([sys.executable, "-m", "pytest", "-m", "release", "-q", "-p", "no:cacheprovider",
+                              f"--study-dir={ROOT.parent / 'shared' / 'seed_run'}"],
+                             capture_output=True, text=True, cwd=root, env=env)
+        found = re.search(r"(\d+) passed.* in ([\d.]+)s", res.stdout.strip().splitlines()[-1])
+        if res.returncode != 0 or not found:
+            raise SystemExit(f"pytest -m release failed in {root}:\n{res.stdout[-2000:]}")
+        return float(found.group(2))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {"working tree": ROOT}
+        for commit in commits:
+            roots[commit] = Path(tmp) / commit
+            subprocess.run(["git", "worktree", "add", "--detach", str(roots[commit]), commit], cwd=ROOT,
+                           check=True, capture_output=True)
+        try:
+            seconds: dict[str, list[float]] = {name: [] for name in roots}
+            for _ in range(runs):
+                for name, root in roots.items():
+                    seconds[name].append(once(root))
+        finally:
+            for commit in commits:
+                subprocess.run(["git", "worktree", "remove", "--force", str(roots[commit])], cwd=ROOT,
+                               capture_output=True)
+    return {name: {"runs_s": s, "median_s": statistics.median(s), "max_s": max(s)} for name, s in seconds.items()}
+
+
 def main(argv: list[str]) -> None:
-    which = argv or ["judging", "imports", "replay"]
+    which = argv or ["judging", "imports", "replay", "release"]
     results = {}
     if "judging" in which:
         results["judging"] = bench_judging()
@@ -126,6 +165,8 @@ def main(argv: list[str]) -> None:
         results["imports"] = bench_imports()
     if "replay" in which:
         results["replay"] = bench_replay()
+    if "release" in which:
+        results["release"] = bench_release(commits=tuple(a.split("=", 1)[1] for a in argv if a.startswith("--against=")))
     print(json.dumps(results, indent=2))
 
 
