@@ -38,19 +38,14 @@ def json_strings(value: Any) -> Iterator[str]:
 
 
 def study_texts(study_dir: Path, names: Iterable[str] | None = None) -> list[str]:
-    """The decoded strings of the study's JSONL files in ``study_dir`` (all four by default)."""
-    from judge_eval.store import EVENTS_FILE, QA_FILES, RESOLVED_FILE, RunFileError
+    """The decoded strings of the study's JSONL files in ``study_dir`` (all four by default).
+    A missing file or a malformed line is a RunFileError naming it (the store's reader)."""
+    from judge_eval.store import EVENTS_FILE, QA_FILES, RESOLVED_FILE, _read_jsonl
 
     texts: list[str] = []
     for name in names or (*QA_FILES.values(), EVENTS_FILE, RESOLVED_FILE):
-        path = Path(study_dir) / name
-        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                texts.extend(json_strings(json.loads(line)))
-            except ValueError as exc:
-                raise RunFileError(path, number, None, f"not valid JSON ({exc})") from None
+        for _, value in _read_jsonl(Path(study_dir) / name, lambda line, value: value):
+            texts.extend(json_strings(value))
     return texts
 
 

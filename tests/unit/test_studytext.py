@@ -8,7 +8,10 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judge_eval.studytext import Hit, TextIndex, json_strings
+import pytest
+
+from judge_eval.errors import RunFileError
+from judge_eval.studytext import Hit, TextIndex, json_strings, study_texts
 
 WORDS = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "Eps", "zeta", "x"]), max_size=30)
 
@@ -40,6 +43,17 @@ def test_excluded_text_is_not_reported() -> None:
                       exclude=["shared template words here"])
     assert index.find("shared template words here") == []
     assert index.find("then the secret part")
+
+
+def test_study_texts_reads_decoded_strings_and_names_a_bad_file(tmp_path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"q": "line one\\nline two"}\n\n{"q": ["x"]}\n')
+    assert study_texts(tmp_path, ["a.jsonl"]) == ["q", "line one\nline two", "q", "x"]
+    (tmp_path / "b.jsonl").write_text('{"q": "fine"}\n{"q": \n')
+    with pytest.raises(RunFileError, match="not valid JSON") as bad:
+        study_texts(tmp_path, ["b.jsonl"])
+    assert bad.value.line == 2
+    with pytest.raises(RunFileError, match="file not found"):
+        study_texts(tmp_path, ["missing.jsonl"])
 
 
 def test_json_strings_yields_keys_and_nested_values() -> None:
