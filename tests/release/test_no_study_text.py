@@ -45,9 +45,10 @@ def test_the_scan_finds_each_kind_of_study_text(index: TextIndex, study_run: Run
     item = study_run.test[0]
     gpt4 = next(v for v in item.evaluations if v.llm == "gpt_4")
     event = study_run.resolved[0].messages[-1].content
-    for sample in (item.question, item.source[:300], item.answers[0].text[:300], gpt4.text, event):
-        text = f"Our own words first, then a copy: {sample} And our own words after."
-        assert index.find(text), sample[:40]
+    samples = {"question": item.question, "passage": item.source[:300], "answer": item.answers[0].text[:300],
+               "GPT-4 verdict": gpt4.text, "transcript": event}
+    for kind, sample in samples.items():  # the message names the kind: a log must not quote the study
+        assert index.find(f"Our own words first, then a copy: {sample} And our own words after."), kind
 
 
 def test_the_scan_passes_the_librarys_prompt_templates(index: TextIndex) -> None:
