@@ -23,7 +23,7 @@ from judge_eval.errors import ConfigError, JudgeEvalError
 from judge_eval.pipeline_config import ModelSpec, PipelineConfig
 from judge_eval.records import QAItem, Verdict
 from judge_eval.recording import CassetteSpec, cassette
-from judge_eval.store import EVENTS_FILE, RESOLVED_FILE, Run, write_events, write_run
+from judge_eval.store import Run, write_events, write_run
 
 #: Stages in data-flow order; re-recording one stage re-records every stage after it.
 STAGES = ("corpus", "questions", "answers", "teacher", "distill", "students")

@@ -14,7 +14,6 @@ no false hit), and short enough to catch any sentence copied from it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
