@@ -35,10 +35,10 @@ PAIRS = 64
 
 
 def bench_judging() -> dict:
-    from judge_eval.clients import build_llm
-    from judge_eval.judging import judge_items
-    from judge_eval.pipeline_config import ModelSpec
-    from judge_eval.records import Answer, QAItem, item_id
+    from judge_eval.live.clients import build_llm
+    from judge_eval.live.judging import judge_items
+    from judge_eval.config.pipeline_spec import ModelSpec
+    from judge_eval.core.items import Answer, QAItem, item_id
     from tests.loopback import Loopback, start
 
     def slow(path: str, body: dict):
@@ -89,7 +89,7 @@ def bench_replay(sizes=(100, 1000, 5000), sample: int = 50) -> dict:
     import httpx
     import vcr
 
-    from judge_eval.recording import CassetteSpec, cassette
+    from judge_eval.recording.cassettes import CassetteSpec, cassette
     from tests.loopback import start
 
     lb, server = start()

@@ -80,15 +80,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _metrics(args: argparse.Namespace, reference: str, seed: int, resamples: int):
-    from judge_eval.metrics import run_metrics
-    from judge_eval.store import read_run
+    from judge_eval.core.metrics import run_metrics
+    from judge_eval.core.store import read_run
 
     run = read_run(args.run_dir, require=("test",))
     return run_metrics(run.test, reference, seed=seed, resamples=resamples)
 
 
 def _profile(args: argparse.Namespace):
-    from judge_eval.config import find_pyproject, load_profile
+    from judge_eval.config.profiles import find_pyproject, load_profile
     from judge_eval.errors import ConfigError
 
     config = args.config or find_pyproject()
@@ -102,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "report":
-            from judge_eval.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
-            from judge_eval.report import render
+            from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+            from judge_eval.reporting.report import render
 
             metrics = _metrics(args, args.reference or DEFAULT_REFERENCE,
                                DEFAULT_SEED if args.seed is None else args.seed,
@@ -111,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(render(metrics, args.format))
             return 0
         if args.command == "gate":
-            from judge_eval.gates import check_run
-            from judge_eval.report import render
+            from judge_eval.gating.gates import check_run
+            from judge_eval.reporting.report import render
 
             profile = _profile(args)
             metrics = _metrics(args, args.reference or profile.reference,
@@ -128,9 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{len(failures)} gate failure(s)")
             return 1 if failures else 0
         if args.command == "plot":
-            from judge_eval.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
-            from judge_eval.plot import plot_run
-            from judge_eval.store import read_run
+            from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+            from judge_eval.reporting.plot import plot_run
+            from judge_eval.core.store import read_run
 
             metrics = _metrics(args, args.reference or DEFAULT_REFERENCE,
                                DEFAULT_SEED if args.seed is None else args.seed,
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             import json
 
-            from judge_eval.compare import compare_runs, load_items, render_comparison
+            from judge_eval.gating.compare import compare_runs, load_items, render_comparison
 
             profile = _profile(args)
             result = compare_runs(load_items(args.old_run), load_items(args.new_run),
@@ -155,9 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "record":
             import json
 
-            from judge_eval.record import record
+            from judge_eval.orchestration.rerecord import record
 
-            from judge_eval.config import load_profiles
+            from judge_eval.config.profiles import load_profiles
 
             profile = _profile(args)
             root = profile.source.parent
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dry_run:
                 import tempfile
 
-                from judge_eval.pipeline import Context, modes_from, planned_calls
+                from judge_eval.live.pipeline import Context, modes_from, planned_calls
 
                 ctx = Context(profile=profile, cassette_root=root / "cassettes",
                               run_dir=Path(tempfile.gettempdir()), modes=modes_from(args.stage, "all"))
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"wall time: {summary['seconds']} s")
             return 0
         if args.command == "fetch-study":
-            from judge_eval.fetch import STUDY_BASE_URL, fetch_study
+            from judge_eval.orchestration.fetch_study import STUDY_BASE_URL, fetch_study
 
             dest = fetch_study(args.dest, base_url=args.base_url or STUDY_BASE_URL)
             print(f"fetched the study's four files into {dest} (sha256 verified)")

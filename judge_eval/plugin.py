@@ -1,30 +1,38 @@
-"""The pytest plugin: options (each with an ini twin), the report header, parametrisation of the
-release gates over a profile's gated judges, and the metrics table as a terminal summary.
+"""The pytest plugin, registered by the ``pytest11`` entry point ``judge_eval``.
 
-Precedence of every setting: command line, then environment variable (where one exists), then
-the ini key, then the profile / built-in default. Bad values raise ``pytest.UsageError`` listing
-what is allowed.
+Because the entry point loads it before pytest looks for a rootdir, its options exist from the
+start (``pytest --study-dir DIR`` works with a space). It is inert in a project whose
+pyproject.toml has no ``[tool.judge_eval]`` table: no header, no summary, no gate items.
+
+In a project that has one, it gives:
+
+- options, each with an ini twin (command line, then environment, then ini, then default);
+- **gates as tests**: a one-line test ``def test_gates(judge_gate): judge_gate.check()`` becomes
+  one test per profile that names a run directory (``data``), gated judge and threshold, e.g.
+  ``test_gates[study:ft_gpt_3p5:min_agreement]``, each failing with the gate's own message;
+- the report header, and the metrics tables as a terminal summary (and Markdown, on request).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from judge_eval.errors import ConfigError
 
-STUDY_DIR_ENV = "JUDGE_EVAL_STUDY_DIR"
+INERT_KEY = pytest.StashKey[bool]()
 
 
 @dataclass(frozen=True)
 class Settings:
-    profile_name: str
-    study_dir: Path
+    profile_name: str | None  # the live pipeline the session replays or records
+    study_dir: Path | None
     study_dir_from: str  # where the value came from, for the report header
     pyproject: Path
+    profiles: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -38,17 +46,19 @@ class Reported:
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 REPORTS_KEY = pytest.StashKey[list[Reported]]()
+GATE_CACHE_KEY = pytest.StashKey[dict[tuple[str, str], Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from judge_eval.config.settings import STUDY_DIR_ENV
+
     group = parser.getgroup("judge_eval", "LLM judge regression gates")
     group.addoption("--judge-profile", default=None,
-                    help="profile whose live pipeline the session replays or records (ini: judge_eval_profile; "
-                         "default: local)")
-    parser.addini("judge_eval_profile", "default profile name", default="local")
+                    help="profile whose live pipeline the session replays or records (ini: judge_eval_profile)")
+    parser.addini("judge_eval_profile", "profile whose live pipeline the session replays or records", default="")
     group.addoption("--study-dir", default=None,
                     help=f"folder with the published study's run files (env: {STUDY_DIR_ENV}; ini: "
-                         "judge_eval_study_dir; default: the study profile's `data`, ../shared/seed_run)")
+                         "judge_eval_study_dir; default: the study profile's `data`)")
     parser.addini("judge_eval_study_dir", "folder with the published study's run files", default="")
     group.addoption("--judge-concurrency", default=None, type=int,
                     help="live stages: items in flight at once while recording (ini: judge_eval_concurrency; "
@@ -64,39 +74,72 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("judge_eval_baseline_run", "baseline run directory for regression checks", default="")
 
 
-def _settings(config: pytest.Config) -> Settings:
-    from judge_eval.config import load_profiles
+def _pyproject(config: pytest.Config) -> Path:
+    inipath = config.inipath
+    if inipath is not None and inipath.name == "pyproject.toml":
+        return inipath
+    return config.rootpath / "pyproject.toml"
 
-    pyproject = config.rootpath / "pyproject.toml"
+
+def _settings(config: pytest.Config, pyproject: Path) -> Settings:
+    from judge_eval.config.profiles import load_profiles
+    from judge_eval.config.settings import study_dir
+
     try:
         profiles = load_profiles(pyproject)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    name = config.getoption("--judge-profile") or config.getini("judge_eval_profile")
-    if name not in profiles:
+    name = config.getoption("--judge-profile") or config.getini("judge_eval_profile") or None
+    if name is not None and name not in profiles:
         raise pytest.UsageError(f"--judge-profile: unknown profile {name!r}; known profiles: "
                                 f"{', '.join(sorted(profiles)) or 'none'} (from {pyproject})")
-    if config.getoption("--study-dir"):
-        # expanduser: in `--study-dir=~/x` the shell leaves the tilde alone
-        study_dir, origin = Path(config.getoption("--study-dir")).expanduser(), "--study-dir"
-    elif os.environ.get(STUDY_DIR_ENV):
-        study_dir, origin = Path(os.environ[STUDY_DIR_ENV]).expanduser(), STUDY_DIR_ENV
-    elif config.getini("judge_eval_study_dir"):
-        study_dir, origin = config.rootpath / config.getini("judge_eval_study_dir"), "ini judge_eval_study_dir"
-    else:
-        study = profiles.get("study")
-        default = study.data if study and study.data else config.rootpath / "../shared/seed_run"
-        study_dir, origin = default, "profile study `data`"
-    return Settings(profile_name=name, study_dir=study_dir.resolve(), study_dir_from=origin,
-                    pyproject=pyproject)
+    choice = study_dir(flag=config.getoption("--study-dir"), flag_name="--study-dir",
+                       ini=config.getini("judge_eval_study_dir") or None, root=pyproject.parent,
+                       profiles=profiles)
+    return Settings(profile_name=name, study_dir=choice.value, study_dir_from=choice.origin,
+                    pyproject=pyproject, profiles=profiles)
+
+
+def _check_record_mode(config: pytest.Config) -> None:
+    from judge_eval.recording.cassettes import RECORD_MODES
+
+    try:
+        mode = config.getoption("--record-mode")
+    except ValueError:  # pytest-recording not installed
+        return
+    if mode is not None and mode not in RECORD_MODES:
+        raise pytest.UsageError(f"--record-mode={mode}: judge_eval's cassettes support "
+                                f"{', '.join(RECORD_MODES)} (none replays; all re-records)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[SETTINGS_KEY] = _settings(config)
+    from judge_eval.config.profiles import has_judge_eval, read_pyproject
+
+    pyproject = _pyproject(config)
+    data: dict[str, Any] = {}
+    if pyproject.is_file():
+        try:
+            data = read_pyproject(pyproject)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[INERT_KEY] = not has_judge_eval(data)
+    if config.stash[INERT_KEY]:
+        return
+    _check_record_mode(config)
+    config.stash[SETTINGS_KEY] = _settings(config, pyproject)
     config.stash[REPORTS_KEY] = []
+    config.stash[GATE_CACHE_KEY] = {}
+
+
+def active(config: pytest.Config) -> bool:
+    """Whether the project configures judge_eval (the plugin is inert otherwise)."""
+    return not config.stash.get(INERT_KEY, True)
 
 
 def settings(config: pytest.Config) -> Settings:
+    if not active(config):
+        raise pytest.UsageError(f"judge_eval: {_pyproject(config)} has no [tool.judge_eval] table; add "
+                                "[tool.judge_eval.profiles.NAME] to use judge_eval's fixtures")
     return config.stash[SETTINGS_KEY]
 
 
@@ -119,8 +162,8 @@ def concurrency(config: pytest.Config, profile_default: int) -> int:
 def report_run(config: pytest.Config, label: str, items, profile, title: str):
     """Compute ``items``' metrics against the profile's reference and show them in the terminal
     summary (and the --judge-report-md file). Returns the metrics."""
-    from judge_eval.metrics import run_metrics
-    from judge_eval.report import render_markdown, render_text
+    from judge_eval.core.metrics import run_metrics
+    from judge_eval.reporting.report import render_markdown, render_text
 
     metrics = run_metrics(items, profile.reference, seed=profile.bootstrap_seed,
                           resamples=profile.bootstrap_resamples)
@@ -131,31 +174,119 @@ def report_run(config: pytest.Config, label: str, items, profile, title: str):
 def add_report(config: pytest.Config, title: str, text: str, markdown: str = "") -> None:
     """Show ``text`` under ``title`` in the session's terminal summary (and ``markdown`` in the
     file of --judge-report-md)."""
-    config.stash[REPORTS_KEY].append(Reported(title, text, markdown))
+    reported = Reported(title, text, markdown)
+    if reported not in config.stash[REPORTS_KEY]:  # the same run reported by two fixtures: once
+        config.stash[REPORTS_KEY].append(reported)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not active(config):
+        return []
     s = settings(config)
-    return [f"judge_eval: profile {s.profile_name}; study data {s.study_dir} (from {s.study_dir_from})"]
+    return [f"judge_eval: profile {s.profile_name or '(none)'}; study data {s.study_dir} (from {s.study_dir_from})"]
+
+
+# --------------------------------------------------------------------------- gates as tests
+
+
+def run_dir_of(s: Settings, profile: Any) -> Path | None:
+    """The run directory a profile gates: ``data``; for the ``study`` profile, the study folder
+    as --study-dir / JUDGE_EVAL_STUDY_DIR / the ini key choose it."""
+    return s.study_dir if profile.name == "study" else profile.data
+
+
+def gate_cases(s: Settings) -> list[tuple[str, str, str]]:
+    """(profile, judge, threshold) for every profile that names a run directory."""
+    cases = []
+    for name, profile in sorted(s.profiles.items()):
+        if run_dir_of(s, profile) is None or profile.data is None:
+            continue
+        set_thresholds = [k for k, v in profile.thresholds.model_dump().items() if v is not None]
+        cases += [(name, judge, metric) for judge in profile.gated for metric in set_thresholds]
+    return cases
+
+
+@dataclass
+class JudgeGate:
+    """One gate of one judge of one profile; ``check()`` fails the test with the gate's message."""
+
+    config: pytest.Config
+    profile_name: str
+    judge: str
+    metric: str
+
+    def check(self) -> None:
+        from judge_eval.config.profiles import Thresholds
+        from judge_eval.gating.gates import check_judge
+
+        s = settings(self.config)
+        profile = s.profiles[self.profile_name]
+        run_dir, metrics = self._metrics(s, profile)
+        only = profile.model_copy(update={"thresholds": Thresholds(**{self.metric: getattr(profile.thresholds,
+                                                                                              self.metric)})})
+        failures = check_judge(metrics, self.judge, only, run_dir=run_dir)
+        if failures:
+            pytest.fail("\n".join(f.message for f in failures), pytrace=False)
+
+    def _metrics(self, s: Settings, profile: Any) -> tuple[Path, Any]:
+        from judge_eval.core.store import read_run
+        from judge_eval.errors import JudgeEvalError
+
+        run_dir = run_dir_of(s, profile)
+        cache = self.config.stash[GATE_CACHE_KEY]
+        key = (profile.name, str(run_dir))
+        if key not in cache:
+            if not (run_dir / "test_qa_complete.jsonl").is_file():
+                cache[key] = None
+            else:
+                try:
+                    run = read_run(run_dir, require=("test",))
+                    title = f"profile {profile.name}; gated: {', '.join(profile.gated)} ({profile.frame} frame)"
+                    cache[key] = report_run(self.config, f"{profile.name} run {run_dir}", run.test, profile, title)
+                except JudgeEvalError as exc:
+                    cache[key] = exc
+        result = cache[key]
+        if result is None:
+            hint = (f"judge-eval fetch-study {run_dir}, or --study-dir=DIR / JUDGE_EVAL_STUDY_DIR"
+                    if profile.name == "study" else f"set `data` of [tool.judge_eval.profiles.{profile.name}]")
+            pytest.skip(f"profile {profile.name}: no run at {run_dir} (test_qa_complete.jsonl missing); {hint}")
+        if isinstance(result, Exception):
+            pytest.fail(str(result), pytrace=False)
+        return run_dir, result
+
+
+@pytest.fixture
+def judge_gate(request: pytest.FixtureRequest) -> JudgeGate:
+    """One release gate (profile, gated judge, threshold); the plugin makes one test of each."""
+    if not hasattr(request, "param"):
+        raise pytest.UsageError("judge_gate: no profile in pyproject.toml names a run directory (`data`) "
+                                "with gated judges and thresholds, so there is no gate to run")
+    profile, judge, metric = request.param
+    return JudgeGate(request.config, profile, judge, metric)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``gated_judge``: one test per judge the study profile gates."""
-    if "gated_judge" in metafunc.fixturenames:
-        from judge_eval.config import load_profile
-
-        profile = load_profile("study", settings(metafunc.config).pyproject)
-        metafunc.parametrize("gated_judge", profile.gated)
+    if not active(metafunc.config):
+        return
+    s = settings(metafunc.config)
+    if "judge_gate" in metafunc.fixturenames:
+        cases = gate_cases(s)
+        if cases:
+            metafunc.parametrize("judge_gate", cases, indirect=True, ids=[":".join(c) for c in cases])
+    if "gated_judge" in metafunc.fixturenames and "study" in s.profiles:
+        metafunc.parametrize("gated_judge", s.profiles["study"].gated)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not active(config):
+        return
     reports = config.stash.get(REPORTS_KEY, [])
     for report in reports:
         terminalreporter.write_sep("=", f"judge_eval: {report.title}")
         terminalreporter.write(report.text)
     target = config.getoption("--judge-report-md") or config.getini("judge_eval_report_md")
     if target and reports:
-        from judge_eval.store import atomic_write_bytes
+        from judge_eval.core.store import atomic_write_bytes
 
         atomic_write_bytes(target, "\n".join(r.markdown or f"### {r.title}\n\n```\n{r.text}```\n"
                                              for r in reports).encode())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.compare import compare_runs, load_items, render_comparison
+from judge_eval.gating.compare import compare_runs, load_items, render_comparison
 
 pytestmark = pytest.mark.release
 

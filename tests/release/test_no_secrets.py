@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.metrics import run_metrics
-from judge_eval.report import FORMATS, render
-from judge_eval.secrets import find_secrets, scan_files
-from judge_eval.store import read_run
+from judge_eval.core.metrics import run_metrics
+from judge_eval.reporting.report import FORMATS, render
+from judge_eval.recording.secret_scan import find_secrets, scan_files
+from judge_eval.core.store import read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.release

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.recording import ECHO_WORDS, mask_echoes
-from judge_eval.store import Run
-from judge_eval.studytext import (SCAN_WORDS, TextIndex, describe, library_texts, scan_paths, study_index,
+from judge_eval.recording.cassettes import ECHO_WORDS, mask_echoes
+from judge_eval.core.store import Run
+from judge_eval.recording.studytext import (SCAN_WORDS, TextIndex, describe, library_texts, scan_paths, study_index,
                                   study_texts)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from judge_eval.gates import pipeline_failures
-from judge_eval.metrics import run_metrics
-from judge_eval.pipeline import Context, stage_questions
-from judge_eval.recording import MissingRecordingError
-from judge_eval.records import ORDERS
-from judge_eval.store import read_run, write_run
+from judge_eval.gating.gates import pipeline_failures
+from judge_eval.core.metrics import run_metrics
+from judge_eval.live.pipeline import Context, stage_questions
+from judge_eval.recording.cassettes import MissingRecordingError
+from judge_eval.core.items import ORDERS
+from judge_eval.core.store import read_run, write_run
 
 pytestmark = pytest.mark.release
 
@@ -51,7 +51,7 @@ def test_the_distilled_model_is_what_the_distilled_student_called(pipeline_ctx: 
 
 
 def test_students_parse_failures_and_inconclusives_are_reported(pipeline_run: Path, pipeline_profile) -> None:
-    from judge_eval.metrics import judge_stats
+    from judge_eval.core.metrics import judge_stats
 
     cfg = pipeline_profile.pipeline
     run = read_run(pipeline_run)
@@ -86,8 +86,10 @@ def test_a_changed_question_prompt_fails_replay_with_the_rerecord_command(pipeli
                                                                           pipeline_documents) -> None:
     if not pipeline_ctx.replay("questions"):
         pytest.skip("only meaningful when replaying")
-    cfg = dataclasses.replace(pipeline_ctx.config, question_prompt=pipeline_ctx.config.question_prompt + " Be brief.")
-    profile = dataclasses.replace(pipeline_ctx.profile, pipeline=cfg)
+    questions = pipeline_ctx.config.questions
+    cfg = pipeline_ctx.config.model_copy(update={
+        "questions": questions.model_copy(update={"prompt": questions.prompt + " Be brief."})})
+    profile = pipeline_ctx.profile.model_copy(update={"pipeline": cfg})
     ctx = dataclasses.replace(pipeline_ctx, profile=profile, observed={}, counts={})
     with pytest.raises(MissingRecordingError) as info:
         stage_questions(ctx, "train", pipeline_documents["train"])
@@ -108,8 +110,8 @@ def test_report_prints_the_table_for_the_produced_run(pipeline_run: Path, pipeli
 
 
 def test_gated_judges_meet_the_profile_thresholds(pipeline_run: Path, pipeline_profile) -> None:
-    from judge_eval.config import Thresholds
-    from judge_eval.gates import check_run
+    from judge_eval.config.profiles import Thresholds
+    from judge_eval.gating.gates import check_run
 
     if pipeline_profile.thresholds == Thresholds():
         pytest.skip(f"profile {pipeline_profile.name} sets no metric thresholds: its models are too small "
@@ -124,11 +126,18 @@ def test_gated_judges_meet_the_profile_thresholds(pipeline_run: Path, pipeline_p
 def test_replay_blocks_the_network_except_loopback(pipeline_ctx: Context) -> None:
     import socket
 
-    from pytest_recording import network
+    from judge_eval.recording import netguard
 
     if not pipeline_ctx.replay("teacher"):
         pytest.skip("recording needs the network")
-    assert socket.socket.connect is not network._original_connect  # the guard is installed
+    assert netguard.active()
+    with pytest.raises(netguard.NetworkBlockedError, match="name lookup of 'example.org' blocked"):
+        socket.getaddrinfo("example.org", 443)
+    # Only tried once the guard's wrapper is in place, which refuses before any packet: a
+    # reserved documentation address (TEST-NET-1), never a real target.
+    assert "_install.<locals>.connect" in socket.socket.connect.__qualname__
+    with socket.socket() as client, pytest.raises(netguard.NetworkBlockedError, match="192.0.2.1:9 blocked"):
+        client.connect(("192.0.2.1", 9))
     with socket.socket() as server:  # loopback, the tests' own servers, stays reachable
         server.bind(("127.0.0.1", 0))
         server.listen(1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from judge_eval.config import Profile
-from judge_eval.gates import check_judge, check_run
-from judge_eval.metrics import RunMetrics
-from judge_eval.store import Run
+from judge_eval.config.profiles import Profile
+from judge_eval.gating.gates import check_judge, check_run
+from judge_eval.core.metrics import RunMetrics
+from judge_eval.core.store import Run
 
 pytestmark = pytest.mark.release
 

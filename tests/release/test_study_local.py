@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.metrics import judge_stats, run_metrics
-from judge_eval.store import read_run
+from judge_eval.core.metrics import judge_stats, run_metrics
+from judge_eval.core.store import read_run
 
 pytestmark = pytest.mark.release
 

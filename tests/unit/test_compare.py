@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from judge_eval.cli import main
-from judge_eval.compare import mcnemar_exact
+from judge_eval.gating.compare import mcnemar_exact
 from judge_eval.errors import JudgeEvalError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ def test_mcnemar_exact_values() -> None:
 def invert_ten_agreeing(study_dir: Path, out: Path) -> list[str]:
     """A copy of the study's run in which ten ft_gpt_3p5 verdicts that agreed with GPT-4 (score 0
     or 1, corrected frame) have their score inverted."""
-    from judge_eval.records import item_id
+    from judge_eval.core.items import item_id
 
     lines, changed = [], []
     for line in (study_dir / "test_qa_complete.jsonl").read_text().splitlines():
@@ -71,7 +71,7 @@ def test_a_run_compared_with_itself_exits_zero(study_dir: Path, capsys) -> None:
 
 
 def test_runs_of_different_test_items_are_refused(study_dir: Path, tmp_path: Path) -> None:
-    from judge_eval.compare import compare_runs, load_items
+    from judge_eval.gating.compare import compare_runs, load_items
 
     items = load_items(study_dir)
     with pytest.raises(JudgeEvalError, match=f"do not hold the same test items: 0 only in OLD .*1 only in NEW "

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from judge_eval.config import load_profile
-from judge_eval.pipeline import STAGES, Context, planned_calls
+from judge_eval.config.profiles import load_profile
+from judge_eval.live.pipeline import STAGES, Context, planned_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from judge_eval.distill import import_study_events, key_events, resolve_events
+from judge_eval.core.events import import_study_events, key_events, resolve_events
 from judge_eval.errors import JudgeEvalError
-from judge_eval.records import FinetuneEvent, Message
-from judge_eval.store import Run, event_to_json
+from judge_eval.core.items import FinetuneEvent, Message
+from judge_eval.core.store import Run, event_to_json
 
 
 def test_resolution_reproduces_the_study_file_record_by_record(study_run: Run) -> None:

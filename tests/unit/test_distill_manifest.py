@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.distillers import DistillError, check_manifest, data_hash
+from judge_eval.distillation.distiller import DistillError, check_manifest, data_hash
 
 
 def test_manifest_hash_must_match_the_training_events(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from judge_eval.clients import build_llm
-from judge_eval.judging import judge_items
-from judge_eval.pipeline_config import ModelSpec
-from judge_eval.records import Answer, QAItem, item_id
-from judge_eval.retry import CallFailedError, RetryPolicy, classify
+from judge_eval.live.clients import build_llm
+from judge_eval.live.judging import judge_items
+from judge_eval.config.pipeline_spec import ModelSpec
+from judge_eval.core.items import Answer, QAItem, item_id
+from judge_eval.live.retry import CallFailedError, RetryPolicy, classify
 from tests.loopback import Loopback, start
 
 JSON = {"Content-Type": "application/json"}
@@ -140,7 +140,7 @@ def test_the_flipped_call_failing_keeps_the_first_output(server) -> None:
 
 
 def test_a_replay_miss_is_fatal_at_once_even_through_a_retrying_client(server, tmp_path: Path) -> None:
-    from judge_eval.recording import CassetteSpec, MissingRecordingError, cassette
+    from judge_eval.recording.cassettes import CassetteSpec, MissingRecordingError, cassette
 
     spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
     with cassette(spec, "all"):
@@ -155,7 +155,7 @@ def test_a_replay_miss_is_fatal_at_once_even_through_a_retrying_client(server, t
 def test_the_real_error_surfaces_through_the_capturing_wrapper(server) -> None:
     """OpenAIFineTuningHandler (llama-index-finetuning 0.4.2) hides a failed call behind a
     KeyError; our capture wrapper lets the real error through."""
-    from judge_eval.capture import CapturingLLM
+    from judge_eval.live.capture import CapturingLLM
 
     server.hook = lambda path, body: status(401)
     spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url, timeout=0.5)
@@ -168,8 +168,8 @@ def test_the_real_error_surfaces_through_the_capturing_wrapper(server) -> None:
 def test_an_answer_that_keeps_failing_is_kept_as_an_error_item_and_judged_as_error(server) -> None:
     from llama_index.core import Document
 
-    from judge_eval.answers import answer_questions, build_retriever, query_engines
-    from judge_eval.clients import build_embeddings
+    from judge_eval.live.answers import answer_questions, build_retriever, query_engines
+    from judge_eval.live.clients import build_embeddings
 
     def hook(path: str, body: dict):
         text = json.dumps(body)

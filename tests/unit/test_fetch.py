@@ -12,7 +12,7 @@ import pytest
 
 from judge_eval.cli import main
 from judge_eval.errors import FetchError
-from judge_eval.fetch import STUDY_SHA256, fetch_study, verify_study_dir
+from judge_eval.orchestration.fetch_study import STUDY_SHA256, fetch_study, verify_study_dir
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ HEAVY = ("torch", "llama_index.finetuning", "llama_index.core", "sklearn")
 
 def test_importing_the_package_and_its_cli_loads_nothing_heavy() -> None:
     code = (
-        "import sys, judge_eval, judge_eval.cli, judge_eval.store, judge_eval.metrics, "
-        "judge_eval.distill, judge_eval.gates, judge_eval.report, judge_eval.plugin\n"
+        "import sys, judge_eval, judge_eval.cli, judge_eval.core.store, judge_eval.core.metrics, "
+        "judge_eval.core.events, judge_eval.gating.gates, judge_eval.reporting.report, judge_eval.plugin\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from judge_eval.errors import RunFileError
-from judge_eval.journal import Journal
+from judge_eval.core.journal import Journal
 
 
 def test_append_and_load(tmp_path: Path) -> None:

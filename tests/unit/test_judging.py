@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from llama_index.core.evaluation import PairwiseComparisonEvaluator
 
-from judge_eval.judging import resolve_orders
+from judge_eval.core.resolution import resolve_orders
 from tests.scripted import ScriptedLLM
 
 OUTCOMES = ["A", "B", "C", None]  # None: the output has no verdict

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
 from judge_eval.errors import JudgeEvalError
-from judge_eval.metrics import bootstrap_ci, compare, discover_judges, judge_stats, run_metrics
-from judge_eval.records import SOURCES, Answer, QAItem, Verdict, item_id
-from judge_eval.store import Run
+from judge_eval.core.metrics import bootstrap_ci, compare, discover_judges, judge_stats, run_metrics
+from judge_eval.core.items import SOURCES, Answer, QAItem, Verdict, item_id
+from judge_eval.core.store import Run
 
 # The published notebook's printed table (and ../shared/seed_run/SOURCE.md).
 PUBLISHED = {

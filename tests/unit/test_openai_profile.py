@@ -5,16 +5,16 @@ code path a user with keys will take."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from judge_eval.config import load_profile
-from judge_eval.distillers import DistillError, OpenAIDistiller
-from judge_eval.pipeline import STAGES, Context, run_all
-from judge_eval.store import read_run
+from judge_eval.config.profiles import load_profile
+from judge_eval.distillation.distiller import DistillError
+from judge_eval.distillation.openai_ft import OpenAIDistiller
+from judge_eval.live.pipeline import STAGES, Context, run_all
+from judge_eval.core.store import read_run
 from tests import fake_apis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,16 +40,18 @@ def openai_profile_on(fake) -> object:
     profile = load_profile("openai", ROOT / "pyproject.toml")
     cfg = profile.pipeline
     v1 = f"{fake.base_url}/v1"
-    cfg = dataclasses.replace(
-        cfg, train_pages=("Alderbrook",), test_pages=("Brisca",), questions={"train": 3, "test": 2},
-        question_writer=dataclasses.replace(cfg.question_writer, base_url=v1),
-        teacher=dataclasses.replace(cfg.teacher, base_url=v1),
-        student=dataclasses.replace(cfg.student, base_url=v1),
-        embeddings=dataclasses.replace(cfg.embeddings, base_url=v1),
-        answerers=tuple(dataclasses.replace(a, base_url=f"{fake.base_url}/hf") for a in cfg.answerers),
-        distill=dataclasses.replace(cfg.distill, poll_first_wait=0.01, poll_max_wait=0.02),
-    )
-    return dataclasses.replace(profile, pipeline=cfg)
+    cfg = cfg.with_models(
+        question_writer=cfg.question_writer.model_copy(update={"base_url": v1}),
+        teacher=cfg.teacher.model_copy(update={"base_url": v1}),
+        student=cfg.student.model_copy(update={"base_url": v1}),
+        embeddings=cfg.embeddings.model_copy(update={"base_url": v1}),
+        answerers=tuple(a.model_copy(update={"base_url": f"{fake.base_url}/hf"}) for a in cfg.answerers),
+    ).model_copy(update={
+        "corpus": cfg.corpus.model_copy(update={"train": ("Alderbrook",), "test": ("Brisca",)}),
+        "questions": cfg.questions.model_copy(update={"train": 3, "test": 2}),
+        "distill": cfg.distill.model_copy(update={"poll_first_wait": 0.01, "poll_max_wait": 0.02}),
+    })
+    return profile.model_copy(update={"pipeline": cfg})
 
 
 def run(profile, tmp_path: Path, mode: str, name: str) -> Path:
@@ -160,13 +162,14 @@ def test_a_job_that_never_ends_gives_up_with_its_id(fake, tmp_path: Path) -> Non
 
 
 def test_a_changed_prompt_fails_replay_and_re_recording_fixes_it(fake, tmp_path: Path) -> None:
-    from judge_eval.pipeline import modes_from
-    from judge_eval.recording import MissingRecordingError
+    from judge_eval.live.pipeline import modes_from
+    from judge_eval.recording.cassettes import MissingRecordingError
 
     profile = openai_profile_on(fake)
     run(profile, tmp_path, "all", "first")
-    changed = dataclasses.replace(profile, pipeline=dataclasses.replace(
-        profile.pipeline, question_prompt=profile.pipeline.question_prompt + " Keep it short."))
+    questions = profile.pipeline.questions
+    changed = profile.model_copy(update={"pipeline": profile.pipeline.model_copy(update={
+        "questions": questions.model_copy(update={"prompt": questions.prompt + " Keep it short."})})})
     with pytest.raises(MissingRecordingError, match="judge-eval record --profile openai --stage questions"):
         run(changed, tmp_path, "none", "stale")
     ctx = Context(profile=changed, cassette_root=tmp_path / "cassettes", run_dir=tmp_path / "rerecorded",
@@ -182,8 +185,8 @@ def test_an_interrupted_recording_resumes_without_repeating_a_finished_call(fake
                                                                             monkeypatch) -> None:
     """Ctrl-C in the middle of the teacher stage, after the first call of an item returned; the
     resumed recording makes exactly the calls a clean recording makes, counted at the server."""
-    from judge_eval import capture
-    from judge_eval.pipeline import modes_from
+    from judge_eval.live import capture
+    from judge_eval.live.pipeline import modes_from
 
     profile = openai_profile_on(fake)
     clean = run(profile, tmp_path / "clean", "all", "run")
@@ -224,9 +227,8 @@ def test_an_interrupted_recording_resumes_without_repeating_a_finished_call(fake
 def test_bring_your_own_pairs_skips_the_earlier_stages(fake, tmp_path: Path) -> None:
     """A JSONL of questions with two answers each: the teacher, distillation and students run;
     no corpus, question or answer call is made."""
-    from judge_eval.pipeline_config import PipelineConfig
-    from judge_eval.records import Answer, QAItem, item_id
-    from judge_eval.store import write_qa
+    from judge_eval.core.items import Answer, QAItem, item_id
+    from judge_eval.core.store import write_qa
 
     data = tmp_path / "pairs"
     for split, name in (("train", "train_qa.jsonl"), ("test", "test_qa_complete.jsonl")):
@@ -234,9 +236,9 @@ def test_bring_your_own_pairs_skips_the_earlier_stages(fake, tmp_path: Path) -> 
                                       answers=(Answer("mine", f"In {1900 + i}."), Answer("theirs", "Long ago.")),
                                       source="") for i in range(3)])
     base = openai_profile_on(fake)
-    cfg = PipelineConfig(corpus_kind="items", source="items", items_dir=data, teacher=base.pipeline.teacher,
-                         student=base.pipeline.student, distill=base.pipeline.distill)
-    profile = dataclasses.replace(base, pipeline=cfg)
+    cfg = base.pipeline.model_copy(update={"source": "items", "items": data, "corpus": None, "questions": None})
+    cfg = cfg.with_models(question_writer=None, embeddings=None, answerers=())
+    profile = base.model_copy(update={"pipeline": cfg})
     run_dir = run(profile, tmp_path, "all", "mine")
     paths = {p for _, p in fake.requests}
     assert "/v1/embeddings" not in paths and "/w/api.php" not in paths and not any(p.startswith("/hf/") for p in paths)

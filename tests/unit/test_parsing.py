@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from llama_index.core.evaluation import PairwiseComparisonEvaluator
 
-from judge_eval.parsing import parse_verdict, parser_function
+from judge_eval.core.parsing import parse_verdict, parser_function
 from tests.scripted import ScriptedLLM
 
 SYSTEM_FORMAT = ("output your final verdict by strictly following this format: '[[A]]' if assistant A "

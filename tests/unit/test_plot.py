@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from judge_eval.cli import main
-from judge_eval.metrics import run_metrics
-from judge_eval.plot import confusion
-from judge_eval.store import Run
+from judge_eval.core.metrics import run_metrics
+from judge_eval.reporting.plot import confusion
+from judge_eval.core.store import Run
 
 
 def test_confusion_matrices_match_the_corrected_metrics(study_run: Run) -> None:

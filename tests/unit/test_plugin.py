@@ -24,7 +24,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     grammar = pytester.path / "fixtures" / "grammars"
     grammar.mkdir(parents=True)
     (grammar / "verdict.gbnf").write_text((ROOT / "fixtures" / "grammars" / "verdict.gbnf").read_text())
-    pytester.makeconftest('pytest_plugins = ["judge_eval.plugin", "fixtures.study"]')
+    pytester.makeconftest('pytest_plugins = ["fixtures.study"]')
     pytester.makepyfile(**{"tests/test_study": TEST})
     return pytester
 
@@ -88,11 +88,11 @@ def test_bad_thresholds_are_a_usage_error(project: pytest.Pytester) -> None:
     project.makepyprojecttoml(text)
     result = project.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*min_agreement = 85 is out of range*"])
+    result.stderr.fnmatch_lines(["*tool.judge_eval.profiles.study.thresholds.min_agreement = 85: Input should be less than or equal to 1"])
 
 
 def test_a_profile_without_cassettes_skips_in_one_line_naming_the_record_command(project: pytest.Pytester) -> None:
-    project.makeconftest('pytest_plugins = ["judge_eval.plugin", "fixtures.study", "fixtures.pipeline"]')
+    project.makeconftest('pytest_plugins = ["fixtures.study", "fixtures.pipeline"]')
     project.makepyfile(**{"tests/test_live": "def test_run(pipeline_run):\n    assert pipeline_run\n"})
     result = project.runpytest("-rs", "-p", "no:cacheprovider", "--judge-profile=openai", "tests/test_live.py")
     result.assert_outcomes(skipped=1)
@@ -114,7 +114,7 @@ def test_baseline_option_fails_the_release_test_on_a_significant_drop(pytester: 
     pytester.makeconftest(f"""
 import pytest
 from pathlib import Path
-pytest_plugins = ["judge_eval.plugin", "fixtures.study"]
+pytest_plugins = ["fixtures.study"]
 
 @pytest.fixture(scope="session")
 def pipeline_run():

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from judge_eval.recording import (
+from judge_eval.recording.cassettes import (
     CassetteError, CassetteSpec, MissingRecordingError, body_digest, canonical_body, cassette,
 )
 from tests.loopback import start
@@ -151,8 +151,8 @@ def test_a_failed_re_recording_keeps_both_the_partial_and_the_previous_cassette(
 
 
 def test_echoed_request_text_is_masked_but_parses_the_same() -> None:
-    from judge_eval.parsing import parse_verdict
-    from judge_eval.recording import mask_echoes
+    from judge_eval.core.parsing import parse_verdict
+    from judge_eval.recording.cassettes import mask_echoes
 
     request = "[User Question]\nWhen was the old stone bridge over the river rebuilt after the flood?"
     output = ("The old stone bridge over the river rebuilt after the flood was in 1958. So A. [[A]] or "

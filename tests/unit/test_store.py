@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from judge_eval.errors import RunFileError
-from judge_eval.records import Answer, QAItem, Verdict, item_id
-from judge_eval.store import (
+from judge_eval.core.items import Answer, QAItem, Verdict, item_id
+from judge_eval.core.store import (
     EVENTS_FILE, QA_FILES, RESOLVED_FILE, Run, read_qa, read_run, write_qa, write_run,
 )
 

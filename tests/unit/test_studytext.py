@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import pytest
 
 from judge_eval.errors import RunFileError
-from judge_eval.studytext import Hit, TextIndex, json_strings, study_texts
+from judge_eval.recording.studytext import Hit, TextIndex, json_strings, study_texts
 
 WORDS = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "Eps", "zeta", "x"]), max_size=30)
 

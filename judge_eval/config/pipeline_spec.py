@@ -1,0 +1,246 @@
+"""The live pipeline's configuration: ``[tool.judge_eval.profiles.NAME.pipeline]``.
+
+A profile with a ``pipeline`` table can rebuild its run from scratch: corpus -> questions ->
+answers -> teacher verdicts -> distillation -> test verdicts. Every model is named per role with
+its API, base URL and sampling settings; keys are never in the file, only the name of the
+environment variable that holds them.
+
+``source`` says where the items come from: ``build`` (every stage, from a corpus), ``items``
+(your own pairs: the teacher judges them) or ``study`` (the study's items, verdicts and events:
+only the distillation and the students run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from judge_eval.config.tables import Table, base_dir, resolve_path
+
+APIS = ("openai", "openai-like", "hf-inference")
+CORPUS_KINDS = ("wikipedia", "directory")
+DISTILLERS = ("openai", "local-lora")
+SOURCES = ("build", "study", "items")
+
+#: The study's question prompt (the notebook's QUESTION_GEN_PROMPT).
+STUDY_QUESTION_PROMPT = (
+    "You are a Teacher/ Professor. Your task is to setup "
+    "a quiz/examination. Using the provided context, formulate "
+    "a single question that captures an important fact from the "
+    "context. Restrict the question to the context information provided."
+)
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Names = Annotated[tuple[NonEmpty, ...], Field(strict=False)]  # TOML arrays are lists
+
+
+class ModelSpec(Table):
+    """One model of a role: ``[...pipeline.models.<role>]``."""
+
+    internal = frozenset({"role", "grammar"})
+
+    role: str = ""  # set by the loader from the table's key
+    api: Literal["openai", "openai-like", "hf-inference"]
+    model: NonEmpty
+    label: str = ""  # defaults to the model name
+    base_url: NonEmpty | None = None
+    api_key_env: NonEmpty | None = None  # the *name* of the variable holding the key, never the key
+    chat: bool = True
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    context_window: Annotated[int, Field(ge=1)] = 4096
+    grammar_file: NonEmpty | None = None  # a GBNF file, relative to pyproject.toml
+    grammar: str | None = None  # its text, read by the loader
+    timeout: Annotated[float, Field(gt=0.0)] = 120.0
+
+    @model_validator(mode="after")
+    def _defaults(self, info: ValidationInfo) -> "ModelSpec":
+        if not self.label:
+            object.__setattr__(self, "label", self.model)
+        if self.grammar_file and self.grammar is None:
+            path = base_dir(info) / self.grammar_file
+            try:
+                object.__setattr__(self, "grammar", path.read_text("utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"grammar_file {path} cannot be read "
+                                 f"({getattr(exc, 'strerror', None) or exc})") from None
+        return self
+
+
+class Models(Table):
+    question_writer: ModelSpec | None = None
+    answerers: Annotated[tuple[ModelSpec, ...], Field(strict=False)] = ()
+    embeddings: ModelSpec | None = None
+    teacher: ModelSpec | None = None
+    student: ModelSpec | None = None
+
+    @model_validator(mode="after")
+    def _roles(self) -> "Models":
+        for role in ("question_writer", "embeddings", "teacher", "student"):
+            spec = getattr(self, role)
+            if spec is not None:
+                object.__setattr__(self, role, spec.model_copy(update={"role": role}))
+        object.__setattr__(self, "answerers", tuple(
+            a.model_copy(update={"role": f"answerers[{i}]"}) for i, a in enumerate(self.answerers)))
+        labels = [a.label for a in self.answerers]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"answerers have repeated labels {labels}; give each a distinct label")
+        return self
+
+
+class DistillSpec(Table):
+    kind: Literal["openai", "local-lora"]
+    epochs: Annotated[int, Field(ge=1)] = 3
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 2e-4
+    lora_rank: Annotated[int, Field(ge=1)] = 16
+    lora_alpha: Annotated[int, Field(ge=1)] = 32
+    seed: Annotated[int, Field(ge=0)] = 0
+    max_length: Annotated[int, Field(ge=16)] = 1024
+    base_url: NonEmpty | None = None  # local-lora: where the adapter is served while recording
+    poll_first_wait: Annotated[float, Field(ge=0.0)] = 15.0  # openai: first wait between job polls
+    poll_max_wait: Annotated[float, Field(ge=0.0)] = 300.0  # openai: longest wait between polls
+    max_polls: Annotated[int, Field(ge=1)] = 400  # openai: give up (with the job id) after this many
+
+
+class Corpus(Table):
+    kind: Literal["wikipedia", "directory"]
+    train: Names | None = None  # wikipedia: cities ("History of <city>")
+    test: Names | None = None
+    path: Path | None = None  # directory: a folder with train/*.txt and test/*.txt
+
+    _path = field_validator("path", mode="before")(resolve_path)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Corpus":
+        if self.kind == "wikipedia" and (not self.train or not self.test):
+            raise ValueError("kind 'wikipedia' needs train and test: lists of page titles")
+        if self.kind == "directory" and self.path is None:
+            raise ValueError("kind 'directory' needs path: a folder with train/ and test/")
+        return self
+
+
+class Questions(Table):
+    train: Annotated[int, Field(ge=1)]
+    test: Annotated[int, Field(ge=1)]
+    prompt: NonEmpty = STUDY_QUESTION_PROMPT
+
+    def __getitem__(self, split: str) -> int:
+        return {"train": self.train, "test": self.test}[split]
+
+
+class Price(Table):
+    prompt: Annotated[float, Field(ge=0.0)]  # USD per 1M prompt tokens
+    completion: Annotated[float, Field(ge=0.0)]  # USD per 1M completion tokens
+
+
+class Retry(Table):
+    attempts: Annotated[int, Field(ge=1)] = 6  # tries per call (429/5xx/timeouts/resets/bad bodies)
+    base: Annotated[float, Field(ge=0.0)] = 1.0  # first backoff in seconds, doubled, +/-25% jitter
+    cap: Annotated[float, Field(ge=0.0)] = 60.0  # longest wait, also the cap on Retry-After
+
+
+class StudentNames(Table):
+    base_student: NonEmpty = "gpt_3p5"
+    distilled_student: NonEmpty = "ft_gpt_3p5"
+
+
+#: What each source needs from ``models``.
+_REQUIRED_MODELS = {"build": ("question_writer", "embeddings", "teacher", "student"),
+                    "items": ("teacher", "student"), "study": ("student",)}
+
+
+class PipelineConfig(Table):
+    source: Literal["build", "study", "items"] = "build"
+    corpus: Corpus | None = None  # source build
+    items: Path | None = None  # source items: a folder with train_qa.jsonl and test_qa_complete.jsonl
+    questions: Questions | None = None  # source build
+    seed: Annotated[int, Field(ge=0)] = 0
+    top_k: Annotated[int, Field(ge=1)] = 2
+    chunk_size: Annotated[int, Field(ge=16)] = 1024
+    models: Models = Models()
+    distill: DistillSpec
+    names: StudentNames = StudentNames()
+    concurrency: Annotated[int, Field(ge=1)] = 1  # live stages: items in flight at once
+    prices: dict[str, Price] = {}  # model (or name prefix) -> USD per 1M tokens, for cost estimates
+    retry: Retry = Retry()
+
+    _items = field_validator("items", mode="before")(resolve_path)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "PipelineConfig":
+        missing = [f"models.{role}" for role in _REQUIRED_MODELS[self.source] if getattr(self.models, role) is None]
+        if self.source == "build":
+            missing += [key for key in ("corpus", "questions") if getattr(self, key) is None]
+            if len(self.models.answerers) < 2:
+                missing.append("models.answerers (at least two answer models)")
+        if self.source == "items" and self.items is None:
+            missing.append("items (a folder with train_qa.jsonl and test_qa_complete.jsonl)")
+        if missing:
+            raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        return self
+
+    # The roles' models and a few derived names, as the stages read them.
+    @property
+    def question_writer(self) -> ModelSpec | None:
+        return self.models.question_writer
+
+    @property
+    def answerers(self) -> tuple[ModelSpec, ...]:
+        return self.models.answerers
+
+    @property
+    def embeddings(self) -> ModelSpec | None:
+        return self.models.embeddings
+
+    @property
+    def teacher(self) -> ModelSpec | None:
+        return self.models.teacher
+
+    @property
+    def student(self) -> ModelSpec | None:
+        return self.models.student
+
+    @property
+    def corpus_kind(self) -> str:
+        """``wikipedia`` or ``directory``; ``study`` / ``items`` when the items are given."""
+        return self.corpus.kind if self.source == "build" and self.corpus else self.source
+
+    @property
+    def question_prompt(self) -> str:
+        return self.questions.prompt if self.questions else STUDY_QUESTION_PROMPT
+
+    @property
+    def base_student_name(self) -> str:
+        return self.names.base_student
+
+    @property
+    def distilled_student_name(self) -> str:
+        return self.names.distilled_student
+
+    def with_models(self, **roles: Any) -> "PipelineConfig":
+        """A copy with some roles' models replaced (``teacher=spec``, ``answerers=(...)``)."""
+        return self.model_copy(update={"models": self.models.model_copy(update=roles)})
+
+    def prompt_hashes(self) -> dict[str, str]:
+        """A hash of every prompt template a stage sends, so two runs can be compared."""
+        from llama_index.core.evaluation.dataset_generation import DEFAULT_QUESTION_GENERATION_PROMPT
+        from llama_index.core.evaluation.pairwise import DEFAULT_SYSTEM_TEMPLATE, DEFAULT_USER_TEMPLATE
+        from llama_index.core.prompts.default_prompts import (
+            DEFAULT_REFINE_PROMPT_TMPL, DEFAULT_TEXT_QA_PROMPT_TMPL,
+        )
+
+        def h(text: str) -> str:
+            return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+        out = {"question_prompt": h(self.question_prompt),
+               "question_context_template": h(DEFAULT_QUESTION_GENERATION_PROMPT),
+               "answer_qa_template": h(DEFAULT_TEXT_QA_PROMPT_TMPL),
+               "answer_refine_template": h(DEFAULT_REFINE_PROMPT_TMPL),
+               "judge_system": h(DEFAULT_SYSTEM_TEMPLATE), "judge_user": h(DEFAULT_USER_TEMPLATE)}
+        for spec in (self.teacher, self.student):
+            if spec is not None and spec.grammar:
+                out[f"{spec.role}_grammar"] = h(spec.grammar)
+        return out

@@ -1,0 +1,117 @@
+"""Profiles: named configurations in ``[tool.judge_eval.profiles.NAME]`` of pyproject.toml.
+
+A profile names its reference judge, the candidate judge(s) it gates (``gated``; every other
+judge is reported, not gated), the frame the gates read, the bootstrap settings, the run
+directory it gates (``data``, relative to the pyproject file), its release thresholds, and
+optionally the live pipeline that rebuilds its run. Everything is validated on load (pydantic,
+``judge_eval.config.tables``): an unknown key, profile or frame, a value of the wrong type or a
+threshold out of range raises ``ConfigError`` naming the key path, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from judge_eval.config.tables import Table, resolve_path, validate
+from judge_eval.config.pipeline_spec import Names, NonEmpty, PipelineConfig
+from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+from judge_eval.errors import ConfigError
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Thresholds(Table):
+    """Release thresholds for a gated judge; None means "not gated on this metric"."""
+
+    min_agreement: Rate | None = None
+    min_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    max_inconclusive: Count | None = None
+    max_inconclusive_rate: Rate | None = None
+    max_parse_failures: Count | None = None
+    max_errors: Count | None = None
+    min_agreement_ci_low: Rate | None = None
+
+
+class Profile(Table):
+    internal = frozenset({"name", "source"})
+
+    name: str = ""  # the table's key, set by the loader
+    source: Path = Path("pyproject.toml")  # the file it came from, set by the loader
+    description: str = ""
+    reference: NonEmpty = DEFAULT_REFERENCE
+    gated: Names = ()
+    frame: Literal["study", "corrected"] = "corrected"
+    data: Path | None = None
+    bootstrap_seed: Annotated[int, Field(ge=0)] = DEFAULT_SEED
+    bootstrap_resamples: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RESAMPLES
+    thresholds: Thresholds = Thresholds()
+    pipeline: PipelineConfig | None = None  # how to rebuild the run live (profiles local, openai)
+    body_hash: bool = False  # cassettes store request-body hashes (requests carry third-party text)
+
+    _data = field_validator("data", mode="before")(resolve_path)
+
+
+class JudgeEvalTable(Table):
+    """``[tool.judge_eval]``."""
+
+    profiles: dict[NonEmpty, Profile] = {}
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The parsed file; a missing file or a TOML syntax error (with its line and column) is a
+    ConfigError."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; profiles live in [tool.judge_eval.profiles.NAME] "
+                          "of the project's pyproject.toml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line L, column C)"
+        raise ConfigError(f"{path}: TOML syntax error: {exc}. Fix the file at that line and column") from None
+
+
+def has_judge_eval(data: dict[str, Any]) -> bool:
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "judge_eval" in tool
+
+
+def load_profiles(pyproject: Path | str) -> dict[str, Profile]:
+    """Every profile defined in ``pyproject``."""
+    path = Path(pyproject).resolve()
+    data = read_pyproject(path)
+    raw = data.get("tool", {}).get("judge_eval", {}) if isinstance(data.get("tool"), dict) else {}
+    table = validate(JudgeEvalTable, raw, source=path, prefix="tool.judge_eval")
+    return {name: profile.model_copy(update={"name": name, "source": path})
+            for name, profile in table.profiles.items()}
+
+
+def load_profile(name: str, pyproject: Path | str, *, option: str = "--profile") -> Profile:
+    """The profile ``name`` from ``pyproject``; an unknown name lists the known ones and the
+    ``option`` that picks one (``--profile`` on the CLI, ``--judge-profile`` in pytest)."""
+    profiles = load_profiles(pyproject)
+    if name not in profiles:
+        raise ConfigError(f"unknown profile {name!r} in {Path(pyproject).resolve()}; known profiles: "
+                          f"{', '.join(sorted(profiles)) or 'none'}. Add [tool.judge_eval.profiles.{name}] "
+                          f"or pick a known one with {option}")
+    return profiles[name]
+
+
+def find_pyproject(start: Path | str = ".") -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` that has a ``[tool.judge_eval]`` table.
+    A pyproject.toml on the way that is not valid TOML is an error (it may be the one meant),
+    never skipped as if it were absent."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and has_judge_eval(read_pyproject(candidate)):
+            return candidate
+    return None

@@ -1,0 +1,107 @@
+"""Typed, frozen records of a run: QA items with their judges' verdicts, and fine-tuning events.
+
+Ids are derived from content (split + the question's raw text as stored), never from list
+positions, so a file can be re-ordered, filtered or merged without re-keying anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+SPLITS = ("train", "test")
+
+#: The two presentation orders of a pair: answers as stored, then swapped.
+ORDERS = ("original", "flipped")
+
+#: Verdict sources. The first four are the study's (``PairwiseComparisonEvaluator``'s
+#: ``pairwise_source`` plus the notebook's marker for unparseable output); ``error`` is ours:
+#: a call that still failed after its retries.
+ORIGINAL, FLIPPED, NEITHER, PARSE_FAILURE, ERROR = (
+    "original", "flipped", "neither", "output-cannot-be-parsed", "error")
+SOURCES = (ORIGINAL, FLIPPED, NEITHER, PARSE_FAILURE, ERROR)
+CONCLUSIVE_SOURCES = frozenset({ORIGINAL, FLIPPED})
+
+#: Pairwise scores: 1 = the first answer shown wins, 0 = the second, 0.5 = tie.
+SCORES = (0.0, 0.5, 1.0)
+
+
+def item_id(split: str, question: str) -> str:
+    """Stable id of a QA item: a hash of its split and its question text exactly as stored."""
+    digest = hashlib.sha256(f"{split}\n{question}".encode("utf-8")).hexdigest()
+    return f"{split}-{digest[:16]}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    model: str
+    text: str
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judge's resolved verdict on one pair, stored raw as the evaluator returned it.
+
+    ``score`` is in the frame of the call that decided it: for ``source == "flipped"`` the
+    answers were shown swapped, so 1.0 means the *second* stored answer won (see
+    ``first_answer_score``).
+    """
+
+    llm: str
+    score: float | None
+    text: str
+    source: str
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def conclusive(self) -> bool:
+        return self.source in CONCLUSIVE_SOURCES
+
+    @property
+    def first_answer_score(self) -> float | None:
+        """The score normalised to "the first stored answer wins" (the corrected frame)."""
+        if self.score is None:
+            return None
+        return 1.0 - self.score if self.source == FLIPPED else self.score
+
+
+@dataclass(frozen=True)
+class QAItem:
+    id: str
+    split: str
+    question: str
+    answers: tuple[Answer, Answer]
+    source: str
+    evaluations: tuple[Verdict, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def verdict(self, llm: str) -> Verdict | None:
+        """This item's verdict by judge ``llm``, or None when that judge has none."""
+        for verdict in self.evaluations:
+            if verdict.llm == llm:
+                return verdict
+        return None
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class FinetuneEvent:
+    """One judge call in OpenAI chat fine-tuning format (system, user, assistant).
+
+    ``item_id`` and ``order`` key the event to the pair and presentation order it came from.
+    Our own runs store them in the line; the study's file does not, and
+    ``judge_eval.core.events.import_study_events`` assigns them from positions in one place.
+    """
+
+    messages: tuple[Message, ...]
+    item_id: str | None = None
+    order: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)

@@ -1,0 +1,178 @@
+"""Compare two runs over the same test items: what a new judge (or a new version of one) changed.
+
+Per judge present in both runs: the metric deltas with a paired bootstrap interval for the
+agreement delta, the items whose verdict changed, and an exact two-sided McNemar test on
+"agrees with the reference" (a conclusive verdict equal to the reference's, corrected frame;
+anything else counts as not agreeing). A gated judge fails the comparison when its agreement
+drops significantly (p < alpha and more items lost agreement than gained it) or when a gate it
+passed on the old run fails on the new one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from judge_eval.errors import JudgeEvalError
+from judge_eval.core.metrics import frame_score, run_metrics
+from judge_eval.core.items import QAItem
+
+FRAME = "corrected"
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def agreement_vector(items: Sequence[QAItem], judge: str, reference: str) -> np.ndarray:
+    out = []
+    for item in items:
+        r, c = item.verdict(reference), item.verdict(judge)
+        agree = (r is not None and c is not None and r.conclusive and c.conclusive
+                 and frame_score(r, FRAME) == frame_score(c, FRAME))
+        out.append(1.0 if agree else 0.0)
+    return np.array(out)
+
+
+@dataclass(frozen=True)
+class ChangedItem:
+    id: str
+    old: str  # "source score"
+    new: str
+
+
+@dataclass(frozen=True)
+class JudgeComparison:
+    judge: str
+    gated: bool
+    deltas: dict[str, float | None]  # new - old, corrected frame
+    agreement_delta_ci: tuple[float, float]  # paired bootstrap over items, share agreeing with the reference
+    lost_agreement: int  # McNemar b: agreed before, not now
+    gained_agreement: int  # McNemar c
+    p_value: float
+    significant_drop: bool
+    changed: list[ChangedItem] = field(default_factory=list)
+    new_gate_failures: list[str] = field(default_factory=list)
+
+    @property
+    def fails(self) -> bool:
+        return self.gated and (self.significant_drop or bool(self.new_gate_failures))
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    old: str
+    new: str
+    reference: str
+    alpha: float
+    judges: list[JudgeComparison]
+
+    @property
+    def fails(self) -> bool:
+        return any(j.fails for j in self.judges)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["fails"] = self.fails
+        return out
+
+
+def _verdict_str(item: QAItem, judge: str) -> str:
+    v = item.verdict(judge)
+    return "missing" if v is None else f"{v.source} {v.score}"
+
+
+def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str = "gpt_4",
+                 gated: Sequence[str] = (), profile: Any = None, old_path: str = "OLD", new_path: str = "NEW",
+                 alpha: float = 0.05, seed: int = 0, resamples: int = 2000) -> RunComparison:
+    old_by_id = {i.id: i for i in old}
+    new_by_id = {i.id: i for i in new}
+    if set(old_by_id) != set(new_by_id):
+        only_old = sorted(set(old_by_id) - set(new_by_id))
+        only_new = sorted(set(new_by_id) - set(old_by_id))
+        raise JudgeEvalError(f"the runs do not hold the same test items: {len(only_old)} only in {old_path} "
+                             f"({', '.join(only_old[:3])}), {len(only_new)} only in {new_path} "
+                             f"({', '.join(only_new[:3])}); compare runs of the same test set")
+    ids = sorted(old_by_id)
+    old_items = [old_by_id[i] for i in ids]
+    new_items = [new_by_id[i] for i in ids]
+    old_m, new_m = run_metrics(old_items, reference), run_metrics(new_items, reference)
+    judges = [j for j in old_m.judges if j in new_m.judges]
+    old_failures: dict[str, set[str]] = {}
+    new_failures: dict[str, set[str]] = {}
+    if profile is not None:
+        from judge_eval.gating.gates import check_judge
+
+        for j in judges:
+            if j in gated:
+                old_failures[j] = {f.metric for f in check_judge(old_m, j, profile, run_dir=old_path)}
+                new_failures[j] = {f.metric for f in check_judge(new_m, j, profile, run_dir=new_path)}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ids), size=(resamples, len(ids))) if ids else None
+    results = []
+    for j in judges:
+        a_old = agreement_vector(old_items, j, reference)
+        a_new = agreement_vector(new_items, j, reference)
+        b = int(((a_old == 1) & (a_new == 0)).sum())
+        c = int(((a_old == 0) & (a_new == 1)).sum())
+        p = mcnemar_exact(b, c)
+        if idx is not None:
+            diffs = a_new[idx].mean(axis=1) - a_old[idx].mean(axis=1)
+            ci = tuple(float(x) for x in np.percentile(diffs, [2.5, 97.5]))
+        else:
+            ci = (0.0, 0.0)
+        o, n = old_m.judges[j][FRAME], new_m.judges[j][FRAME]
+
+        def delta(name: str) -> float | None:
+            x, y = getattr(o, name), getattr(n, name)
+            return None if x is None or y is None else float(y - x)
+
+        changed = [ChangedItem(i, _verdict_str(oi, j), _verdict_str(ni, j))
+                   for i, oi, ni in zip(ids, old_items, new_items)
+                   if _verdict_str(oi, j) != _verdict_str(ni, j)]
+        results.append(JudgeComparison(
+            judge=j, gated=j in gated,
+            deltas={k: delta(k) for k in ("agreement_rate", "correlation", "jaccard", "kappa",
+                                          "inconclusive", "parse_failures", "errors")},
+            agreement_delta_ci=ci, lost_agreement=b, gained_agreement=c, p_value=p,
+            significant_drop=p < alpha and b > c, changed=changed,
+            new_gate_failures=sorted(new_failures.get(j, set()) - old_failures.get(j, set())),
+        ))
+    return RunComparison(old=old_path, new=new_path, reference=reference, alpha=alpha, judges=results)
+
+
+def render_comparison(cmp: RunComparison) -> str:
+    lines = [f"Comparing {cmp.old} -> {cmp.new} against reference {cmp.reference} (corrected frame, "
+             f"McNemar exact, alpha {cmp.alpha})"]
+    for j in cmp.judges:
+        d = j.deltas
+        fmt = lambda v: "n/a" if v is None else f"{v:+.4f}"  # noqa: E731
+        lines += ["", f"{j.judge}{' (gated)' if j.gated else ''}",
+                  f"  agreement rate {fmt(d['agreement_rate'])}, correlation {fmt(d['correlation'])}, "
+                  f"Jaccard {fmt(d['jaccard'])}, kappa {fmt(d['kappa'])}, inconclusive {fmt(d['inconclusive'])}",
+                  f"  share of items agreeing with the reference: 95% interval of the change "
+                  f"[{j.agreement_delta_ci[0]:+.4f}, {j.agreement_delta_ci[1]:+.4f}]",
+                  f"  lost agreement on {j.lost_agreement} item(s), gained on {j.gained_agreement}; "
+                  f"p = {j.p_value:.4g}{' -> SIGNIFICANT DROP' if j.significant_drop else ''}",
+                  f"  verdicts changed on {len(j.changed)} item(s)"]
+        lines += [f"    {c.id}: {c.old} -> {c.new}" for c in j.changed]
+        if j.new_gate_failures:
+            lines.append(f"  gates that passed before and fail now: {', '.join(j.new_gate_failures)}")
+    lines += ["", "FAIL: a gated judge got significantly worse" if cmp.fails else "OK: no gated judge got worse"]
+    return "\n".join(lines) + "\n"
+
+
+def load_items(path: Path | str) -> list[QAItem]:
+    from judge_eval.core.store import read_run
+
+    return list(read_run(path, require=("test",)).test)

@@ -1,0 +1,102 @@
+"""Model clients per role, built from a profile's ``ModelSpec``; nothing global is touched.
+
+Keys come from the environment variable the profile names and go only into the client (VCR
+scrubs the header before anything is written). In replay no request leaves the machine, so a
+placeholder key is used and the clients never retry: a missing recording must fail at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from judge_eval.errors import ConfigError
+from judge_eval.config.pipeline_spec import ModelSpec
+
+REPLAY_KEY = "replay-without-a-key"
+#: Retries the SDKs do themselves where we do not wrap the client (embeddings, fine-tuning
+#: endpoints): the openai SDK backs off exponentially with jitter and honours Retry-After.
+LIVE_RETRIES = 5
+
+
+def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
+    if spec.api_key_env is None:
+        return "no-key-needed" if spec.api == "openai-like" else None
+    value = os.environ.get(spec.api_key_env)
+    if value:
+        return value
+    if replay:
+        return REPLAY_KEY
+    raise ConfigError(f"model {spec.model!r} ({spec.role}) needs an API key: set the environment variable "
+                      f"{spec.api_key_env} before recording")
+
+
+def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int = 0, http: Any = None) -> Any:
+    """A llama-index LLM for ``spec``. Live, it is wrapped in ``RetryingLLM`` (one retry policy
+    for every chat/completion call, the SDK's own retries off); in replay nothing retries.
+    ``http``: a (sync, async) pair of HTTP clients to share (``Context.http``); without it the
+    SDK makes its own per model client."""
+    llm = _build_llm(spec, replay=replay, http=http)
+    if replay:
+        return llm
+    from judge_eval.live.retry import RetryingLLM, RetryPolicy
+
+    return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}", limit=limit)
+
+
+def _shared(http: Any) -> dict[str, Any]:
+    return {"http_client": http[0], "async_http_client": http[1]} if http else {}
+
+
+def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
+    retries = 0  # retries happen in RetryingLLM, counted and under one policy
+    extra: dict[str, Any] = {}
+    if spec.grammar:
+        extra["extra_body"] = {"grammar": spec.grammar}
+    key = api_key(spec, replay=replay)
+    if spec.api == "openai":
+        from llama_index.llms.openai import OpenAI
+
+        return OpenAI(model=spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                      api_key=key, api_base=spec.base_url, max_retries=retries, timeout=spec.timeout,
+                      additional_kwargs=extra, reuse_client=True, **_shared(http))
+    if spec.api == "openai-like":
+        from llama_index.llms.openai_like import OpenAILike
+
+        return OpenAILike(model=spec.model, api_base=spec.base_url, api_key=key,
+                          is_chat_model=spec.chat, is_function_calling_model=False,
+                          context_window=spec.context_window, temperature=spec.temperature,
+                          max_tokens=spec.max_tokens, max_retries=retries, timeout=spec.timeout,
+                          additional_kwargs=extra, reuse_client=True, **_shared(http))
+    if spec.api == "hf-inference":
+        from llama_index.llms.huggingface_api import HuggingFaceInferenceAPI
+
+        # A base URL (a dedicated endpoint, or a test server) is given as the model URL; the
+        # client then posts there instead of routing through a provider.
+        model = f"{spec.base_url.rstrip('/')}/{spec.model}" if spec.base_url else spec.model
+        kwargs: dict[str, Any] = {"model_name": model, "token": key, "context_window": spec.context_window,
+                                  "task": "conversational" if spec.chat else "text-generation",
+                                  "is_chat_model": spec.chat, "timeout": spec.timeout,
+                                  # The Inference API client rejects temperature 0 (gt=0.0).
+                                  "temperature": max(spec.temperature, 0.01)}
+        if spec.max_tokens:
+            kwargs["num_output"] = spec.max_tokens
+        return HuggingFaceInferenceAPI(**kwargs)
+    raise ConfigError(f"unknown api {spec.api!r} for {spec.role}")
+
+
+def build_embeddings(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
+    key = api_key(spec, replay=replay)
+    retries = 0 if replay else LIVE_RETRIES
+    if spec.api == "openai":
+        from llama_index.embeddings.openai import OpenAIEmbedding
+
+        return OpenAIEmbedding(model=spec.model, api_key=key, api_base=spec.base_url,
+                               max_retries=retries, timeout=spec.timeout, reuse_client=True, **_shared(http))
+    if spec.api == "openai-like":
+        from llama_index.embeddings.openai_like import OpenAILikeEmbedding
+
+        return OpenAILikeEmbedding(model_name=spec.model, api_base=spec.base_url, api_key=key,
+                                   max_retries=retries, timeout=spec.timeout, reuse_client=True,
+                                   **_shared(http))
+    raise ConfigError(f"embeddings api {spec.api!r} is not supported; use openai or openai-like")

@@ -1,0 +1,490 @@
+"""The live pipeline: every stage as a plain function over typed records, each inside its own
+cassette. The session fixtures and ``judge-eval record`` call these same functions.
+
+corpus -> questions -> answers -> teacher verdicts (+ fine-tuning events) -> resolved events ->
+distillation -> test verdicts of the base and the distilled student -> run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from judge_eval.config.profiles import Profile
+from judge_eval.errors import ConfigError, JudgeEvalError
+from judge_eval.config.pipeline_spec import ModelSpec, PipelineConfig
+from judge_eval.core.items import QAItem, Verdict
+from judge_eval.recording.cassettes import CassetteSpec, cassette
+from judge_eval.core.store import Run, write_events, write_run
+
+#: Stages in data-flow order; re-recording one stage re-records every stage after it.
+STAGES = ("corpus", "questions", "answers", "teacher", "distill", "students")
+PACKAGES = ("judge-eval", "llama-index-core", "llama-index-llms-openai", "llama-index-llms-openai-like",
+            "llama-index-embeddings-openai-like", "openai", "vcrpy", "numpy", "scikit-learn")
+
+
+@dataclass
+class Context:
+    """What every stage needs: the profile, where cassettes and the run go, and the record mode
+    of each stage (``none`` replays)."""
+
+    profile: Profile
+    cassette_root: Path
+    run_dir: Path
+    modes: dict[str, str]
+    #: Record mode only: starts a llama.cpp server for a trained adapter, returns its base URL.
+    serve_adapter: Callable[[Path, str], str] | None = None
+    #: Record mode only: where the student's GGUF and llama.cpp's scripts are (a
+    #: ``judge_eval.distillation.lora.LocalFiles``; ``judge-eval record`` passes its local_models).
+    local_files: Any = None
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    _loop: Any = field(default=None, repr=False)
+    _retry: Any = field(default=None, repr=False)
+    _cassette: Any = field(default=None, repr=False)
+    _http: Any = field(default=None, repr=False)
+    #: Items (or calls, for the question writer) in flight at once in live stages; 1 is sequential.
+    concurrency: int = 1
+    #: Body-hash profiles: third-party text (the study's files) masked wherever a model's stored
+    #: output reproduces a run of it, not only where it echoes its request.
+    sensitive_text: str = field(default="", repr=False)
+
+    @property
+    def retry(self) -> Any:
+        """One retry policy per run, so every wait it took is counted in run.json."""
+        if self._retry is None:
+            from judge_eval.live.retry import RetryPolicy
+
+            cfg = self.config.retry
+            self._retry = RetryPolicy(attempts=cfg.attempts, base=cfg.base, cap=cfg.cap)
+        return self._retry
+
+    def run_async(self, coro: Any) -> Any:
+        """Run a coroutine on the context's one event loop. Async HTTP clients close themselves
+        on that loop when they are collected; a loop per stage would be closed by then and each
+        client would log "Event loop is closed"."""
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    @property
+    def http(self) -> tuple[Any, Any]:
+        """One pooled sync and one async HTTP client (the openai SDK's defaults) shared by every
+        model client of the run: no TLS setup per model client, and closed by ``close`` on the
+        run's loop instead of by the garbage collector after the loop is gone."""
+        if self._http is None:
+            import openai
+
+            self._http = (openai.DefaultHttpxClient(), openai.DefaultAsyncHttpxClient())
+        return self._http
+
+    def close(self) -> None:
+        """Close the shared HTTP clients, then the loop."""
+        if self._http is not None:
+            sync_client, async_client = self._http
+            self._http = None
+            sync_client.close()
+            self.run_async(async_client.aclose())
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    @property
+    def config(self) -> PipelineConfig:
+        if self.profile.pipeline is None:
+            raise ConfigError(f"profile {self.profile.name!r} has no [tool.judge_eval.profiles."
+                              f"{self.profile.name}.pipeline] table, so it cannot run the live pipeline")
+        return self.profile.pipeline
+
+    def replay(self, stage: str) -> bool:
+        return self.modes.get(stage, "none") == "none"
+
+    def spec(self, stage: str, split: str, *, name: str | None = None) -> CassetteSpec:
+        return CassetteSpec(root=self.cassette_root, profile=self.profile.name, stage=name or stage,
+                            split=split, body_hash=self.profile.body_hash, record_stage=stage,
+                            sensitive_text=self.sensitive_text)
+
+    def run_stage(self, stage: str, split: str, fn: Callable[[bool], Any], *, name: str | None = None) -> Any:
+        """Run ``fn(replay)`` inside the cassette ``<name>-<split>`` (``name`` defaults to the
+        stage) in the stage's record mode, and note what the servers said."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        spec = self.spec(stage, split, name=name)
+        with cassette(spec, self.modes.get(stage, "none")) as cass:
+            self._cassette = cass
+            try:
+                result = fn(self.replay(stage))
+            finally:
+                self._cassette = None
+        self._observe(f"{name or stage}-{split}", cass)
+        return result
+
+    def save_cassette(self) -> None:
+        """While recording, write the cassette as it is now (after each finished item), so that
+        an interrupted recording keeps every call it paid for."""
+        cass = self._cassette
+        if cass is not None and cass.record_mode != "none":
+            cass._save(force=True)  # vcrpy 9.4.2 saves only on exit; this is its own save routine
+
+    def journal(self, name: str, split: str) -> Any:
+        from judge_eval.core.journal import Journal
+
+        return Journal(self.run_dir / "journal" / f"{name}-{split}.jsonl")
+
+    def _observe(self, key: str, cass: Any) -> None:
+        models, fingerprints, usage = set(), set(), {"prompt_tokens": 0, "completion_tokens": 0}
+        by_model: dict[str, dict[str, int]] = {}
+        for response in cass.responses:
+            try:
+                body = json.loads(response["body"]["string"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if isinstance(body, dict):
+                model = body.get("model") if isinstance(body.get("model"), str) else "unknown"
+                models.add(model)
+                if body.get("system_fingerprint"):
+                    fingerprints.add(str(body["system_fingerprint"]))
+                mine = by_model.setdefault(model, {"prompt_tokens": 0, "completion_tokens": 0})
+                for k in usage:
+                    n = int((body.get("usage") or {}).get(k) or 0)
+                    usage[k] += n
+                    mine[k] += n
+        self.observed[key] = {"requests": len(cass.responses), "models": sorted(models - {"unknown"}),
+                              "system_fingerprints": sorted(fingerprints), "usage": usage,
+                              "usage_by_model": by_model, "cost_usd": self.cost(by_model)}
+
+    def cost(self, by_model: dict[str, dict[str, int]]) -> float | None:
+        """Estimated cost from the profile's price table (None when a used model has no price)."""
+        prices = self.config.prices
+        total = 0.0
+        for model, tokens in by_model.items():
+            if not tokens["prompt_tokens"] and not tokens["completion_tokens"]:
+                continue
+            price = prices.get(model) or next((p for m, p in prices.items() if model.startswith(m)), None)
+            if price is None:
+                return None
+            total += tokens["prompt_tokens"] / 1e6 * price.prompt + tokens["completion_tokens"] / 1e6 * price.completion
+        return round(total, 4)
+
+
+def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
+    from judge_eval.live.clients import build_llm
+
+    policy = ctx.retry if ctx is not None else None
+    return build_llm(spec, replay=replay, policy=policy, limit=ctx.concurrency if ctx is not None else 0,
+                     http=ctx.http if ctx is not None else None)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stage_corpus(ctx: Context, split: str) -> list[Any]:
+    from judge_eval.live.corpus import load_documents
+
+    if ctx.config.corpus_kind == "wikipedia":
+        docs = ctx.run_stage("corpus", split, lambda replay: load_documents(ctx.config, split))
+    else:
+        docs = load_documents(ctx.config, split)
+    ctx.counts[f"documents_{split}"] = len(docs)
+    return docs
+
+
+def stage_questions(ctx: Context, split: str, documents: list[Any]) -> list[str]:
+    from judge_eval.live.questions import generate_questions
+
+    cfg = ctx.config
+
+    def run(replay: bool) -> list[str]:
+        llm = _llm(cfg.question_writer, replay, ctx)
+        return ctx.run_async(generate_questions(documents, llm, count=cfg.questions[split],
+                                              prompt=cfg.question_prompt, chunk_size=cfg.chunk_size))
+
+    questions = ctx.run_stage("questions", split, run)
+    if not questions:
+        raise JudgeEvalError(f"the question writer produced no usable question for {split}; look at the "
+                             f"responses in {ctx.spec('questions', split).path}")
+    ctx.counts[f"questions_{split}"] = len(questions)
+    return questions
+
+
+def stage_answers(ctx: Context, split: str, documents: list[Any], questions: list[str]) -> list[QAItem]:
+    from judge_eval.live.answers import answer_questions, build_retriever, query_engines
+    from judge_eval.live.clients import build_embeddings
+
+    cfg = ctx.config
+
+    def run(replay: bool) -> list[QAItem]:
+        retriever = build_retriever(documents, build_embeddings(cfg.embeddings, replay=replay, http=ctx.http),
+                                    top_k=cfg.top_k, chunk_size=cfg.chunk_size)
+        engines = query_engines(retriever, {a.label: _llm(a, replay, ctx) for a in cfg.answerers})
+        return ctx.run_async(answer_questions(questions, engines, split=split, seed=cfg.seed,
+                                              on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
+
+    items = ctx.run_stage("answers", split, run)
+    ctx.counts[f"items_{split}"] = len(items)
+    return items
+
+
+def _with_verdicts(items: list[QAItem], verdicts: list[Verdict]) -> list[QAItem]:
+    return [dataclasses.replace(item, evaluations=item.evaluations + (verdict,))
+            for item, verdict in zip(items, verdicts, strict=True)]
+
+
+def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAItem], spec: ModelSpec,
+                judge: str, *, capture: bool = False) -> tuple[list[QAItem], list[Any]]:
+    from judge_eval.live.judging import judge_items
+
+    def run(replay: bool):
+        return ctx.run_async(judge_items(items, _llm(spec, replay, ctx), judge, capture=capture,
+                                         journal=None if replay else ctx.journal(name, split),
+                                         on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
+
+    verdicts, events = ctx.run_stage(stage, split, run, name=name)
+    sources: dict[str, int] = {}
+    for v in verdicts:
+        sources[v.source] = sources.get(v.source, 0) + 1
+    ctx.counts[f"verdicts_{judge}_{split}"] = sources
+    return _with_verdicts(items, verdicts), events
+
+
+def stage_teacher(ctx: Context, split: str, items: list[QAItem]) -> tuple[list[QAItem], list[Any]]:
+    return stage_judge(ctx, "teacher", "teacher", split, items, ctx.config.teacher, ctx.profile.reference,
+                       capture=(split == "train"))
+
+
+def stage_resolve(ctx: Context, train: list[QAItem], events: list[Any]) -> list[Any]:
+    from judge_eval.core.events import key_events, resolve_events
+
+    resolved = resolve_events(train, key_events(events), teacher=ctx.profile.reference)
+    ctx.counts["events"] = len(events)
+    ctx.counts["resolved_events"] = len(resolved)
+    if not resolved:
+        raise JudgeEvalError("the teacher gave no conclusive verdict on any train item, so there is "
+                             "nothing to distil; look at its outputs in the teacher-train cassette")
+    return resolved
+
+
+def manifest_path(ctx: Context) -> Path:
+    return ctx.cassette_root / ctx.profile.name / "distill-train.json"
+
+
+def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
+    """Write the training file (the resolved events, messages only) and distil the student."""
+    from judge_eval.distillation.distiller import DistilledModel, check_manifest, data_hash
+    from judge_eval.core.items import FinetuneEvent
+
+    cfg = ctx.config
+    training = ctx.run_dir / "distill" / "training.jsonl"
+    # What the fine-tuning API gets: {"messages": [...]} only, as in the study's resolved file.
+    write_events(training, [FinetuneEvent(messages=e.messages) for e in resolved])
+    rerecord = ctx.spec("distill", "train").rerecord_command
+    path = manifest_path(ctx)
+    if cfg.distill.kind == "local-lora":
+        adapter = ctx.run_dir / "distill" / "adapter.gguf"
+        if ctx.modes.get("distill") == "new_episodes" and path.is_file() and adapter.is_file():
+            # Resuming a recording: the adapter this run already trained is served again.
+            manifest = json.loads(path.read_text("utf-8"))
+            if manifest.get("data_hash") == data_hash(training) and ctx.serve_adapter is not None \
+                    and manifest.get("adapter_sha256") == hashlib.sha256(adapter.read_bytes()).hexdigest():
+                manifest["base_url"] = ctx.serve_adapter(adapter, manifest["model"])
+                return DistilledModel(model=manifest["model"], manifest=manifest)
+        if ctx.replay("distill"):
+            if not path.is_file():
+                raise JudgeEvalError(f"no distillation manifest {path}; record it with: {rerecord}")
+            manifest = json.loads(path.read_text("utf-8"))
+            check_manifest(manifest, training, path, rerecord)
+            return DistilledModel(model=manifest["model"], manifest=manifest)
+        from judge_eval.distillation.lora import LocalLoraDistiller
+
+        if ctx.serve_adapter is None or ctx.local_files is None:
+            raise JudgeEvalError("recording the local-lora distillation needs the llama.cpp servers that "
+                                 "`judge-eval record` starts; run: " + rerecord)
+        distilled = LocalLoraDistiller(cfg, serve_adapter=ctx.serve_adapter,
+                                       files=ctx.local_files).distill(training, ctx.run_dir / "distill")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(distilled.manifest, indent=2, sort_keys=True) + "\n")
+        return distilled
+    # OpenAI: the job's HTTP calls are recorded like any other stage.
+    from judge_eval.live.clients import api_key
+    from judge_eval.distillation.openai_ft import OpenAIDistiller
+
+    def run(replay: bool) -> DistilledModel:
+        import openai
+
+        client = openai.OpenAI(api_key=api_key(cfg.student, replay=replay), base_url=cfg.student.base_url,
+                               max_retries=0 if replay else 5)
+        d = cfg.distill
+        return OpenAIDistiller(base_model=cfg.student.model, client=client, replay=replay, epochs=d.epochs,
+                               first_wait=d.poll_first_wait, max_wait=d.poll_max_wait,
+                               max_polls=d.max_polls).distill(training, ctx.run_dir / "distill")
+
+    distilled = ctx.run_stage("distill", "train", run)
+    assert distilled.manifest["data_hash"] == data_hash(training)
+    return distilled
+
+
+def stage_students(ctx: Context, items: list[QAItem], distilled: Any) -> list[QAItem]:
+    cfg = ctx.config
+    items, _ = stage_judge(ctx, "students", "student-base", "test", items, cfg.student, cfg.base_student_name)
+    ft_spec = cfg.student.model_copy(update={
+        "model": distilled.model, "base_url": distilled.manifest.get("base_url") or cfg.student.base_url})
+    items, _ = stage_judge(ctx, "students", "student-distilled", "test", items, ft_spec,
+                           cfg.distilled_student_name)
+    return items
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events: list[Any],
+                  resolved: list[Any], distilled: Any) -> Path:
+    cfg = ctx.config
+    models = {role: getattr(cfg, role).model for role in ("question_writer", "embeddings", "teacher", "student")
+              if getattr(cfg, role) is not None}
+    models["answerers"] = [a.model for a in cfg.answerers]
+    models["distilled_student"] = distilled.model
+    meta = {
+        "profile": ctx.profile.name,
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "record_modes": ctx.modes,
+        "judges": {"reference": ctx.profile.reference, "base_student": cfg.base_student_name,
+                   "distilled_student": cfg.distilled_student_name},
+        "models_configured": models,
+        "servers": ctx.observed,  # per cassette: models and fingerprints the servers reported
+        "prompt_hashes": cfg.prompt_hashes(),
+        "distillation": distilled.manifest,
+        "counts": ctx.counts,
+        "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
+        "packages": _versions(),
+    }
+    # Written in id order, so the files do not depend on the order in which items completed.
+    from judge_eval.core.items import ORDERS
+
+    def event_key(e: Any) -> tuple[str, int]:
+        return (e.item_id or "", ORDERS.index(e.order) if e.order in ORDERS else len(ORDERS))
+
+    run = Run(path=ctx.run_dir, train=tuple(sorted(train, key=lambda i: i.id)),
+              test=tuple(sorted(test, key=lambda i: i.id)), events=tuple(sorted(events, key=event_key)),
+              resolved=tuple(sorted(resolved, key=event_key)), meta=meta)
+    write_run(run)
+    return ctx.run_dir
+
+
+def run_from_study(ctx: Context, study_dir: Path) -> Path:
+    """The study's run as the teacher side: its train items and GPT-4 verdicts, its 72 resolved
+    fine-tuning events and its 64 test pairs (with the study's three judges' verdicts) are read
+    from ``study_dir``; only the distillation and the two students' judging run here."""
+    from judge_eval.core.store import read_run
+
+    study = read_run(study_dir, require=("train", "test", "resolved"))
+    if ctx.profile.body_hash and not ctx.sensitive_text:
+        # The distilled student learns GPT-4's phrasing from these transcripts and reproduces
+        # it verbatim; stored outputs must not carry the study's text. Decoded strings of all four
+        # files, so an escaped newline in the JSONL does not split a run the masking should see.
+        from judge_eval.recording.studytext import study_texts
+
+        ctx.sensitive_text = "\n".join(study_texts(Path(study_dir)))
+    ctx.counts.update({"items_train": len(study.train), "items_test": len(study.test),
+                       "resolved_events": len(study.resolved)})
+    distilled = stage_distill(ctx, list(study.resolved))
+    test = stage_students(ctx, list(study.test), distilled)
+    return write_run_dir(ctx, list(study.train), test, [], list(study.resolved), distilled)
+
+
+def run_from_items(ctx: Context) -> Path:
+    """Your own pairs (questions with two answers each): the teacher judges train and test, then
+    resolution, distillation and the students, as after the answers stage."""
+    from judge_eval.core.store import read_run
+
+    given = read_run(ctx.config.items, require=("train", "test"))
+    ctx.counts.update({"items_train": len(given.train), "items_test": len(given.test)})
+    train, events = stage_teacher(ctx, "train", [dataclasses.replace(i, evaluations=()) for i in given.train])
+    test, _ = stage_teacher(ctx, "test", [dataclasses.replace(i, evaluations=()) for i in given.test])
+    resolved = stage_resolve(ctx, train, events)
+    distilled = stage_distill(ctx, resolved)
+    test = stage_students(ctx, test, distilled)
+    return write_run_dir(ctx, train, test, events, resolved, distilled)
+
+
+def run_all(ctx: Context, study_dir: Path | None = None) -> Path:
+    """Every stage in order; returns the run directory."""
+    if ctx.config.source == "items":
+        return run_from_items(ctx)
+    if ctx.config.source == "study":
+        if study_dir is None:
+            raise ConfigError(f"profile {ctx.profile.name} distils the study's run: give its folder "
+                              "(--study-dir, default ../shared/seed_run)")
+        return run_from_study(ctx, study_dir)
+    docs = {split: stage_corpus(ctx, split) for split in ("train", "test")}
+    questions = {split: stage_questions(ctx, split, docs[split]) for split in ("train", "test")}
+    items = {split: stage_answers(ctx, split, docs[split], questions[split]) for split in ("train", "test")}
+    train, events = stage_teacher(ctx, "train", items["train"])
+    test, _ = stage_teacher(ctx, "test", items["test"])
+    resolved = stage_resolve(ctx, train, events)
+    distilled = stage_distill(ctx, resolved)
+    test = stage_students(ctx, test, distilled)
+    return write_run_dir(ctx, train, test, events, resolved, distilled)
+
+
+def modes_from(stage: str | None, mode: str) -> dict[str, str]:
+    """Record modes per stage: ``mode`` from ``stage`` on (all stages when None), replay before."""
+    if stage is not None and stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    start = STAGES.index(stage) if stage else 0
+    return {s: (mode if i >= start else "none") for i, s in enumerate(STAGES)}
+
+
+def planned_calls(ctx: Context) -> list[tuple[str, str, str]]:
+    """What a live recording of the profile would call, per stage, before making any call:
+    (stage, calls, how the number is reached). Upper bounds where the models decide."""
+    cfg = ctx.config
+    rows: list[tuple[str, str, str]] = []
+    if cfg.source == "study":
+        rows.append(("distill", "training on the study's resolved events", "local LoRA, no API call"
+                     if cfg.distill.kind == "local-lora" else "1 upload + 1 job + status polls"))
+        rows.append(("students", "256", "2 students x 64 test pairs x 2 orders"))
+        return rows
+    n_test = cfg.questions["test"]
+    for split in ("train", "test"):
+        n = cfg.questions[split]
+        if cfg.corpus_kind == "wikipedia":
+            pages = cfg.corpus.train if split == "train" else cfg.corpus.test
+            rows.append((f"corpus-{split}", str(2 * len(pages)), f"2 Wikipedia API GETs x {len(pages)} pages"))
+            nodes_note = "chunks unknown until the pages are read"
+            asked = f"<= {n + max(2, n // 4)}"
+            index_calls = "1 per 10 chunks"
+        else:
+            from judge_eval.live.corpus import load_documents
+            from judge_eval.live.questions import chunk
+
+            nodes = len(chunk(load_documents(cfg, split), cfg.chunk_size))
+            nodes_note = f"{nodes} chunks"
+            asked = str(min(nodes, n + max(2, n // 4)))
+            index_calls = str(-(-nodes // 10))
+        rows.append((f"questions-{split}", asked, f"one question-writer call per chunk, {nodes_note}"))
+        rows.append((f"answers-{split}", f"<= {4 * n} + {index_calls}",
+                     f"{n} questions x 2 models x (1 embedding + 1 answer call), + index embedding batches"))
+        rows.append((f"teacher-{split}", f"<= {2 * n}", f"{n} pairs x 2 orders (1 when the first is unparseable)"))
+    rows.append(("distill", "local LoRA training, no API call" if cfg.distill.kind == "local-lora"
+                 else "2 + status polls", "upload + create job + polls with backoff"
+                 if cfg.distill.kind == "openai" else "the adapter is served by llama.cpp"))
+    rows.append(("students", f"<= {4 * n_test}", f"2 students x {n_test} pairs x 2 orders"))
+    return rows

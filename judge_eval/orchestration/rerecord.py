@@ -1,0 +1,109 @@
+"""``judge-eval record``: re-record every cassette of a profile against real servers.
+
+For a profile whose models live on 127.0.0.1 (``local``), it installs what recording needs
+(llama-cpp-python built from source, the model packages, peft), starts one llama.cpp server per
+model on the ports the profile names, runs the pipeline with every stage recording, starts the
+distilled student's server when the adapter is trained, and stops every server it started. For
+a profile of remote APIs (``openai``) it only runs the pipeline; the keys come from the
+environment variables the profile names.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from judge_eval.config.profiles import Profile
+from judge_eval.errors import ConfigError
+from judge_eval.live.pipeline import STAGES, Context, modes_from, run_all
+
+
+def _local_servers(profile: Profile) -> dict[int, tuple[str, bool]]:
+    """port -> (model name, embedding?) for every model the profile serves on loopback."""
+    from judge_eval.orchestration.local_servers import port_of
+
+    cfg = profile.pipeline
+    assert cfg is not None
+    ports: dict[int, tuple[str, bool]] = {}
+    specs = [s for s in (cfg.question_writer, *cfg.answerers, cfg.teacher, cfg.student) if s is not None]
+    for spec, embedding in [(s, False) for s in specs] + [(cfg.embeddings, True)]:
+        if spec is None or spec.api != "openai-like":
+            continue
+        port = port_of(spec.base_url or "")
+        if ports.setdefault(port, (spec.model, embedding)) != (spec.model, embedding):
+            raise ConfigError(f"profile {profile.name}: port {port} is given to both {ports[port][0]} and "
+                              f"{spec.model}; one llama.cpp server serves one model")
+    return ports
+
+
+def is_local(profile: Profile) -> bool:
+    cfg = profile.pipeline
+    return cfg is not None and cfg.distill is not None and cfg.distill.kind == "local-lora"
+
+
+def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None, stage: str | None = None,
+           install: bool = True, project_root: Path, resume: bool = False,
+           study_dir: Path | None = None, concurrency: int | None = None) -> dict[str, Any]:
+    """Re-record the profile's cassettes (from ``stage`` on); returns a summary.
+
+    ``resume``: continue an interrupted recording in ``run_dir``: cassettes are extended, not
+    replaced (a call already recorded is replayed, not repeated), and judging stages skip the
+    items their journals hold."""
+    if resume and (run_dir is None or not Path(run_dir).is_dir()):
+        raise ConfigError("--resume needs the run directory of the interrupted recording (--run-dir DIR)")
+    if profile.pipeline is None:
+        raise ConfigError(f"profile {profile.name!r} has no pipeline to record")
+    if stage is not None and stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    if is_local(profile) and stage == "students":
+        # The distilled student is served only while recording: re-train it too.
+        print("[judge-eval] the distilled student is served only while recording: re-recording from "
+              "the distill stage", flush=True)
+        stage = "distill"
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"judge-eval-{profile.name}-"))
+    ctx = Context(profile=profile, cassette_root=cassette_root, run_dir=run_dir,
+                  modes=modes_from(stage, "new_episodes" if resume else "all"),
+                  concurrency=concurrency or profile.pipeline.concurrency)
+    started = time.monotonic()
+    try:
+        _record_with_servers(ctx, profile, run_dir, install, project_root, study_dir)
+    finally:
+        ctx.close()
+    seconds = time.monotonic() - started
+    folder = cassette_root / profile.name
+    sizes = {p.name: p.stat().st_size for p in sorted(folder.glob("*")) if p.is_file()}
+    return {"profile": profile.name, "seconds": round(seconds, 1), "run_dir": str(run_dir),
+            "cassettes": str(folder), "requests": {k: v["requests"] for k, v in ctx.observed.items()},
+            "cassette_bytes": sizes, "counts": ctx.counts}
+
+
+def _record_with_servers(ctx: Context, profile: Profile, run_dir: Path, install: bool, project_root: Path,
+                         study_dir: Path | None) -> None:
+    """Run every stage; for a local profile inside the llama.cpp servers it needs (all stopped
+    at the end, the adapter's too)."""
+    if not is_local(profile):
+        run_all(ctx, study_dir)
+        return
+    from judge_eval.orchestration import local_models
+    from judge_eval.orchestration.local_models import ensure_record_packages, model_file
+    from judge_eval.orchestration.local_servers import ServerSpec, Servers, port_of
+
+    if install:
+        ensure_record_packages(project_root)
+    with Servers(run_dir / "server-logs") as servers:
+        for port, (model, embedding) in sorted(_local_servers(profile).items()):
+            servers.start(ServerSpec(name=f"{model}-{port}", model_path=model_file(model), port=port,
+                                     alias=model, embedding=embedding))
+        distill = profile.pipeline.distill
+
+        def serve_adapter(adapter: Path, alias: str) -> str:
+            port = port_of(distill.base_url or "")
+            spec = ServerSpec(name=f"lora-{port}", model_path=model_file(profile.pipeline.student.model),
+                              port=port, alias=alias, lora_path=adapter)
+            return servers.start(spec).base_url
+
+        ctx.serve_adapter = serve_adapter
+        ctx.local_files = local_models
+        run_all(ctx, study_dir)

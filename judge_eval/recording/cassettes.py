@@ -1,0 +1,361 @@
+"""VCR cassettes for the live stages: paths, scrubbing, matching, record modes, clear misses.
+
+One cassette per profile, stage and split: ``cassettes/<profile>/<stage>-<split>.yaml``. The
+rules (DESIGN.md, "Cassettes"):
+
+- Requests keep only ``content-type`` among their headers and responses only ``content-type``:
+  no key, token, organisation, cookie or request id is ever written. Compressed responses are
+  stored decoded.
+- Requests match on method, path and body, not on host or port, so a base URL can change.
+  JSON bodies match by content (key order does not matter); multipart uploads match on the
+  hash of their parts (their boundary is random).
+- ``body_hash=True`` stores ``sha256:<hex>`` of the canonical body instead of the body, for
+  requests that carry third-party text (the study's data must not land in the repository).
+- The cassette records its profile, stage and split; replaying it under another profile is an
+  error.
+- A request with no recording is fatal at once: the error names the cassette, the stage and
+  the command that re-records it (replay never retries and never sleeps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from judge_eval.errors import JudgeEvalError
+from judge_eval.recording.studytext import TextIndex
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+KEEP_REQUEST_HEADERS = frozenset({"content-type"})
+KEEP_RESPONSE_HEADERS = frozenset({"content-type"})
+HASH_PREFIX = "sha256:"
+
+
+class MissingRecordingError(JudgeEvalError):
+    """A request had no recording in its cassette while replaying."""
+
+
+class CassetteError(JudgeEvalError):
+    """A cassette file is corrupt, truncated, or belongs to another profile/stage."""
+
+
+@dataclass(frozen=True)
+class CassetteSpec:
+    root: Path  # the cassettes/ folder
+    profile: str
+    stage: str
+    split: str
+    body_hash: bool = False
+    record_stage: str | None = None  # the pipeline stage that re-records it (default: stage)
+    #: body-hash cassettes: third-party text a model may reproduce without it being in the
+    #: request (e.g. phrasing it learned in fine-tuning); runs of it are masked like echoes
+    sensitive_text: str = field(default="", repr=False, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.profile / f"{self.stage}-{self.split}.yaml"
+
+    @property
+    def rerecord_command(self) -> str:
+        return f"judge-eval record --profile {self.profile} --stage {self.record_stage or self.stage}"
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def _as_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if hasattr(body, "read"):  # a file-like body
+        data = body.read()
+        return data if isinstance(data, bytes) else str(data).encode()
+    return b"".join(_as_bytes(part) for part in body)
+
+
+def _header(headers: Any, name: str) -> str:
+    for key, value in dict(headers).items():
+        if key.lower() == name:
+            return value[0] if isinstance(value, list) else value
+    return ""
+
+
+def canonical_body(body: Any, content_type: str = "") -> str:
+    """A stable text form of a request body for matching: sorted-key JSON for JSON bodies,
+    part hashes for multipart uploads, the text itself otherwise."""
+    raw = _as_bytes(body)
+    if not raw:
+        return ""
+    text = raw.decode("utf-8", "replace")
+    if text.startswith(HASH_PREFIX):
+        return text
+    boundary = re.search(r"boundary=\"?([^\";]+)", content_type or "")
+    if "multipart/form-data" in (content_type or "") and boundary:
+        parts = raw.split(b"--" + boundary.group(1).encode())
+        digests = []
+        for part in parts:
+            head, _, content = part.partition(b"\r\n\r\n")
+            if content:
+                name = re.search(rb'name="([^"]*)"', head)
+                digest = hashlib.sha256(content.rstrip(b"\r\n")).hexdigest()
+                digests.append(f"{name.group(1).decode() if name else '?'}={digest}")
+        return "multipart:" + ",".join(sorted(digests))
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return text
+
+
+def body_digest(canonical: str) -> str:
+    return HASH_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def match_key(request: Any) -> tuple[str, str, str, str]:
+    """What two requests must share to match: method, path, query and canonical body (a body
+    hash stays a hash; a plain body in a body-hash cassette is hashed)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request.uri)
+    body = canonical_body(request.body, _header(request.headers, "content-type"))
+    return request.method, parts.path, parts.query, body
+
+
+def _index_responses(cass: Any) -> None:
+    """Replay in O(1) per request: vcrpy 9.4.2 scans every recorded interaction with every
+    matcher for each request (quadratic in the cassette size: measured 12 ms per request at 100
+    interactions, 212 ms at 3,000). In replay the recorded interactions never change, so an index
+    from the match key to their positions gives the same answers in the same order."""
+    index: dict[tuple[str, str, str, str], list[int]] = {}
+    hashed: dict[tuple[str, str, str], list[int]] = {}
+    for n, (stored, _) in enumerate(cass.data):
+        key = match_key(stored)
+        index.setdefault(key, []).append(n)
+        if key[3].startswith(HASH_PREFIX):
+            hashed.setdefault(key[:3], []).append(n)
+
+    def responses(request: Any):
+        request = cass._before_record_request(request)
+        if not request:
+            return
+        key = match_key(request)
+        positions = index.get(key)
+        if positions is None and not key[3].startswith(HASH_PREFIX) and hashed.get(key[:3]):
+            positions = index.get(key[:3] + (body_digest(key[3]),))
+        for n in positions or ():
+            yield n, cass.data[n][1]
+
+    cass._responses = responses  # instance attribute: used by play_response and __contains__
+
+
+def _match_body(r1, r2) -> None:
+    a = canonical_body(r1.body, _header(r1.headers, "content-type"))
+    b = canonical_body(r2.body, _header(r2.headers, "content-type"))
+    if a.startswith(HASH_PREFIX) != b.startswith(HASH_PREFIX):
+        a, b = (a if a.startswith(HASH_PREFIX) else body_digest(a),
+                b if b.startswith(HASH_PREFIX) else body_digest(b))
+    assert a == b, "bodies differ"
+
+
+# --------------------------------------------------------------------------- scrubbing
+
+
+def _scrub_request(body_hash: bool, texts: dict[str, str]):
+    def scrub(request):
+        content_type = _header(request.headers, "content-type")
+        request.headers = {k: v for k, v in request.headers.items() if k.lower() in KEEP_REQUEST_HEADERS}
+        if body_hash and request.body:
+            canonical = canonical_body(request.body, content_type)
+            # vcrpy runs this filter again on interactions it loads: a stored hash stays as it is.
+            if canonical.startswith(HASH_PREFIX):
+                request.body = canonical
+            else:
+                digest = body_digest(canonical)
+                texts[digest] = _request_text(canonical)
+                request.body = digest
+        return request
+    return scrub
+
+
+def _request_text(canonical: str) -> str:
+    """The text a model saw in a request body (its messages or prompt), for echo masking."""
+    try:
+        data = json.loads(canonical)
+    except ValueError:
+        return canonical
+    parts = [m.get("content") or "" for m in data.get("messages", []) if isinstance(m, dict)]
+    if isinstance(data.get("prompt"), str):
+        parts.append(data["prompt"])
+    return "\n".join(p for p in parts if isinstance(p, str))
+
+
+def _mask_on_save(texts: dict[str, str], sensitive: str = ""):
+    """Before a body-hash cassette is saved: mask third-party text the model echoed from its
+    request, or reproduced from ``sensitive`` (text it may have learned)."""
+    learned: list[TextIndex] = []  # indexed on the first save, so a replay never pays for it
+
+    def hook(request, response, cassette):
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        text = texts.get(body)
+        if text is not None and isinstance(response.get("body", {}).get("string"), (str, bytes)):
+            if sensitive and not learned:
+                learned.append(TextIndex([sensitive], ECHO_WORDS))
+            raw = response["body"]["string"]
+            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            response["body"]["string"] = _mask_response_body(raw, text, learned[0] if learned else None).encode("utf-8")
+        return request, response
+    return hook
+
+
+_VERDICT_TOKEN = re.compile(r"\[\[\s*[ABC]\s*\]\]")
+ECHO_WORDS = 6  # a run of this many words copied from the request counts as an echo
+
+
+def mask_echoes(output: str, request_text: str, min_words: int = ECHO_WORDS,
+                learned: TextIndex | None = None) -> str:
+    """Mask every run of ``min_words`` or more words of ``output`` that also appears in
+    ``request_text`` (or in the text ``learned`` indexes): letters and digits become ``x``,
+    everything else (spaces, punctuation, newlines) and verdict tokens like ``[[A]]`` stay. A
+    model echoing third-party text from its prompt then stores none of it, while the judge-output
+    parser reads the masked text exactly as the original (it looks only at verdict tokens and the
+    punctuation between them)."""
+    hits = TextIndex([request_text], min_words).find(output) + (learned.find(output) if learned else [])
+    if not hits:
+        return output
+    keep = {k for m in _VERDICT_TOKEN.finditer(output) for k in range(m.start(), m.end())}
+    chars = list(output)
+    for hit in hits:
+        for k in range(hit.start, hit.end):
+            if k not in keep and chars[k].isalnum():
+                chars[k] = "x"
+    return "".join(chars)
+
+
+def _mask_response_body(body: str, request_text: str, learned: TextIndex | None = None) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return mask_echoes(body, request_text, learned=learned)
+    for choice in data.get("choices", []) if isinstance(data, dict) else []:
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):
+            message["content"] = mask_echoes(message["content"], request_text, learned=learned)
+        if isinstance(choice.get("text"), str):
+            choice["text"] = mask_echoes(choice["text"], request_text, learned=learned)
+    return json.dumps(data)
+
+
+def _scrub_response(response: dict) -> dict:
+    response["headers"] = {k: v for k, v in response.get("headers", {}).items()
+                           if k.lower() in KEEP_RESPONSE_HEADERS}
+    return response
+
+
+# --------------------------------------------------------------------------- cassettes
+
+
+def _missing_cause(exc: BaseException) -> BaseException | None:
+    from vcr.errors import CannotOverwriteExistingCassetteException
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, CannotOverwriteExistingCassetteException):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def check_cassette_file(spec: CassetteSpec) -> None:
+    """Fail clearly on a corrupt or truncated cassette, or one of another profile/stage/split."""
+    import yaml
+
+    path = spec.path
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on big cassettes
+    try:
+        data = yaml.load(path.read_text("utf-8"), Loader=loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CassetteError(f"{path}: not a readable cassette ({exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0]}); it is corrupt or truncated. Re-record it: "
+                            f"{spec.rerecord_command}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        raise CassetteError(f"{path}: not a cassette (no 'interactions' list). Re-record it: "
+                            f"{spec.rerecord_command}")
+    meta = data.get("metadata") or {}
+    expected = {"profile": spec.profile, "stage": spec.stage, "split": spec.split}
+    found = {k: meta.get(k) for k in expected}
+    if found != expected:
+        raise CassetteError(f"{path}: recorded for {found}, but this run expects {expected}. A cassette "
+                            f"of another profile or stage was copied here; re-record it: "
+                            f"{spec.rerecord_command}")
+
+
+@contextmanager
+def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
+    """Run the block inside ``spec``'s cassette in record mode ``mode``.
+
+    ``none`` replays only (a missing cassette or request is an error); ``all`` re-records the
+    cassette from scratch; ``once`` records a missing cassette and replays an existing one;
+    ``new_episodes`` replays what exists and records what is new.
+    """
+    import vcr
+
+    if mode not in RECORD_MODES:
+        raise JudgeEvalError(f"record mode {mode!r} is not one of {', '.join(RECORD_MODES)}")
+    path = spec.path
+    if mode == "none" and not path.is_file():
+        raise MissingRecordingError(
+            f"no cassette {path} for stage {spec.stage} ({spec.split}) of profile {spec.profile}; "
+            f"record it with: {spec.rerecord_command}")
+    if path.is_file() and mode != "all":
+        check_cassette_file(spec)
+    backup = path.with_name(path.name + ".previous")
+    if mode == "all" and path.exists():
+        # A re-recording starts from nothing (no stale interactions); the old cassette is kept
+        # aside until the new one is complete. If the recording fails, both stay: the partial
+        # new one (every call it paid for, which `judge-eval record --resume` replays instead of
+        # repeating) and the old one beside it.
+        path.replace(backup)
+    texts: dict[str, str] = {}  # body hash -> the text the model saw (recording only, in memory)
+    recorder = vcr.VCR(
+        record_mode=mode,
+        match_on=["method", "path", "query", "judge_body"],
+        before_record_request=_scrub_request(spec.body_hash, texts),
+        before_record_response=_scrub_response,
+        decode_compressed_response=True,
+    )
+    recorder.register_matcher("judge_body", _match_body)
+    cass = None
+    try:
+        with recorder.use_cassette(str(path), before_save_interaction=(
+                _mask_on_save(texts, spec.sensitive_text) if spec.body_hash else None)) as cass:
+            cass.get_metadata("profile", spec.profile)
+            cass.get_metadata("stage", spec.stage)
+            cass.get_metadata("split", spec.split)
+            if mode == "none":
+                _index_responses(cass)
+            elif mode == "all":
+                # Nothing is ever played back while re-recording, but vcrpy still scans every
+                # interaction recorded so far before each request (quadratic in the recording).
+                cass._responses = lambda request: iter(())
+            yield cass
+    except BaseException as exc:
+        if backup.exists() and (cass is None or len(cass) == 0):
+            backup.replace(path)  # nothing new was recorded: put the old cassette back
+        miss = _missing_cause(exc)
+        if miss is None:
+            raise
+        detail = str(miss).split("\n")[0]
+        raise MissingRecordingError(
+            f"replaying stage {spec.stage} ({spec.split}) of profile {spec.profile}: a request has no "
+            f"recording in {path} ({detail}). The code or a prompt changed since the recording; "
+            f"re-record with: {spec.rerecord_command}") from exc
+    else:
+        backup.unlink(missing_ok=True)

@@ -1,0 +1,111 @@
+"""The plugin as another project meets it: registered by its pytest11 entry point, inert without
+``[tool.judge_eval]``, and running a foreign project's gates from a one-line test (pytester)."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+GATE_TEST = "def test_gates(judge_gate):\n    judge_gate.check()\n"
+
+FOREIGN = """
+[tool.judge_eval.profiles.release]
+reference = "teacher"
+gated = ["good", "bad"]
+data = "runs/candidate"
+
+[tool.judge_eval.profiles.release.thresholds]
+min_agreement = 0.8
+max_errors = 0
+"""
+
+
+def write_run(folder: Path) -> None:
+    """Ten pairs. By hand: `good` agrees with `teacher` on all 10; `bad` agrees on items 0-4, says
+    the opposite on items 5-8, and its call on item 9 failed (an `error` verdict): 5 of 9."""
+    folder.mkdir(parents=True)
+    lines = []
+    for n in range(10):
+        bad = {"llm": "bad", "score": 0.0, "text": "[[B]]", "source": "original"} if n >= 5 else \
+              {"llm": "bad", "score": 1.0, "text": "[[A]]", "source": "original"}
+        if n == 9:
+            bad = {"llm": "bad", "score": None, "text": "", "source": "error"}
+        lines.append(json.dumps({
+            "question": f"Question {n}?", "source": "",
+            "answers": [{"model": "x", "text": f"first {n}"}, {"model": "y", "text": f"second {n}"}],
+            "evaluations": [{"llm": "teacher", "score": 1.0, "text": "[[A]]", "source": "original"},
+                            {"llm": "good", "score": 1.0, "text": "[[A]]", "source": "original"}, bad]}))
+    (folder / "test_qa_complete.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_the_entry_point_registers_the_plugin() -> None:
+    (ep,) = [ep for ep in entry_points(group="pytest11") if ep.name == "judge_eval"]
+    assert ep.value == "judge_eval.plugin"
+
+
+def test_a_foreign_project_runs_its_gates_from_a_one_line_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(FOREIGN)
+    write_run(pytester.path / "runs" / "candidate")
+    pytester.makepyfile(test_release=GATE_TEST)
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_gates?release:good:min_agreement? PASSED*",
+        "*test_gates?release:good:max_errors? PASSED*",
+        "*test_gates?release:bad:min_agreement? FAILED*",
+        "*test_gates?release:bad:max_errors? FAILED*",
+    ])
+    # 5 of 9 conclusive pairs agree (item 9 is an error): 0.5556, by hand
+    result.stdout.fnmatch_lines([
+        "*gate failed: judge 'bad', agreement_rate: measured 0.5556 (5 of 9), allowed >= 0.8 "
+        "(run *runs/candidate, corrected frame, profile release)",
+        "*gate failed: judge 'bad', errors: measured 1, allowed <= 0 (run *runs/candidate, corrected frame, "
+        "profile release)",
+    ])
+    result.stdout.fnmatch_lines(["*judge_eval: release run *runs/candidate*"])  # the terminal summary
+
+
+def test_a_foreign_project_with_the_run_missing_skips_naming_the_key(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(FOREIGN)
+    pytester.makepyfile(test_release=GATE_TEST)
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines(["*profile release: no run at *runs/candidate (test_qa_complete.jsonl missing); "
+                                 "set `data` of ?tool.judge_eval.profiles.release?"])
+
+
+@pytest.mark.parametrize("pyproject", ["[project]\nname = \"unrelated\"\n", None])
+def test_an_unrelated_project_sees_nothing(pytester: pytest.Pytester, pyproject: str | None) -> None:
+    if pyproject is not None:
+        pytester.makepyprojecttoml(pyproject)
+    pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "judge_eval" not in result.stdout.str()
+    # its options still parse (they exist before rootdir detection), and do nothing
+    result = pytester.runpytest("-p", "no:cacheprovider", "--study-dir", str(pytester.path))
+    result.assert_outcomes(passed=1)
+    assert "judge_eval" not in result.stdout.str()
+
+
+def test_listing_the_plugin_in_a_conftest_as_well_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(FOREIGN)
+    pytester.makeconftest('pytest_plugins = ["judge_eval.plugin"]')
+    pytester.makepyfile(test_plain="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret != pytest.ExitCode.OK
+    assert "already registered" in result.stdout.str() + result.stderr.str()
+
+
+def test_an_unsupported_record_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(FOREIGN)
+    pytester.makepyfile(test_plain="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--record-mode=rewrite")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--record-mode=rewrite: judge_eval's cassettes support none, once, new_episodes, "
+                                 "all*"])
