@@ -166,14 +166,31 @@ def _kappa(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, str | None]
     return (p_o - p_e) / (1.0 - p_e), None
 
 
+def bootstrap_means(*vectors: np.ndarray, seed: int = DEFAULT_SEED,
+                    resamples: int = DEFAULT_RESAMPLES) -> tuple[np.ndarray, ...]:
+    """The means of ``resamples`` bootstrap resamples of each vector, one array per vector.
+
+    The vectors are aligned (paired): every resample draws the same positions from all of them,
+    from one ``(resamples, n)`` table of ``np.random.default_rng(seed).integers(0, n)``. This is
+    the only place a bootstrap draws its indices: ``bootstrap_ci`` and the paired interval of
+    ``judge_eval.gating.compare`` both resample through it, so equal seeds give equal tables.
+    """
+    if not vectors:
+        raise ValueError("bootstrap_means needs at least one vector")
+    n = len(vectors[0])
+    if n == 0 or any(len(v) != n for v in vectors):
+        raise ValueError(f"bootstrap_means needs non-empty vectors of one length; got lengths "
+                         f"{[len(v) for v in vectors]}")
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    return tuple(np.asarray(v)[idx].mean(axis=1) for v in vectors)
+
+
 def bootstrap_ci(agree: np.ndarray, *, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
                  level: float = 0.95) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean of a 0/1 vector (None when empty)."""
     if len(agree) == 0:
         return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(agree), size=(resamples, len(agree)))
-    means = agree[idx].mean(axis=1)
+    (means,) = bootstrap_means(agree, seed=seed, resamples=resamples)
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)

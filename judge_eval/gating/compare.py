@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from judge_eval.errors import JudgeEvalError
-from judge_eval.core.metrics import frame_score, run_metrics
+from judge_eval.core.metrics import bootstrap_means, frame_score, run_metrics
 from judge_eval.core.items import QAItem
 
 FRAME = "corrected"
@@ -117,8 +117,6 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
             if j in gated:
                 old_failures[j] = {f.metric for f in check_judge(old_m, j, profile, run_dir=old_path)}
                 new_failures[j] = {f.metric for f in check_judge(new_m, j, profile, run_dir=new_path)}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(ids), size=(resamples, len(ids))) if ids else None
     results = []
     for j in judges:
         a_old = agreement_vector(old_items, j, reference)
@@ -126,8 +124,10 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
         b = int(((a_old == 1) & (a_new == 0)).sum())
         c = int(((a_old == 0) & (a_new == 1)).sum())
         p = mcnemar_exact(b, c)
-        if idx is not None:
-            diffs = a_new[idx].mean(axis=1) - a_old[idx].mean(axis=1)
+        if ids:
+            # Paired: one index table (bootstrap_means) resamples both runs' vectors alike.
+            new_means, old_means = bootstrap_means(a_new, a_old, seed=seed, resamples=resamples)
+            diffs = new_means - old_means
             ci = tuple(float(x) for x in np.percentile(diffs, [2.5, 97.5]))
         else:
             ci = (0.0, 0.0)

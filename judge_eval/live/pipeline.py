@@ -130,9 +130,11 @@ class Context:
     def save_cassette(self) -> None:
         """While recording, write the cassette as it is now (after each finished item), so that
         an interrupted recording keeps every call it paid for."""
+        from judge_eval.recording.vcr_private import save_now
+
         cass = self._cassette
         if cass is not None and cass.record_mode != "none":
-            cass._save(force=True)  # vcrpy 9.4.2 saves only on exit; this is its own save routine
+            save_now(cass)  # vcrpy saves only when the cassette's block exits
 
     def journal(self, name: str, split: str) -> Any:
         from judge_eval.core.journal import Journal
@@ -457,10 +459,24 @@ def planned_calls(ctx: Context) -> list[tuple[str, str, str]]:
     (stage, calls, how the number is reached). Upper bounds where the models decide."""
     cfg = ctx.config
     rows: list[tuple[str, str, str]] = []
+    distill = ("distill", "local LoRA training, no API call" if cfg.distill.kind == "local-lora"
+               else "2 + status polls", "upload + create job + polls with backoff"
+               if cfg.distill.kind == "openai" else "the adapter is served by llama.cpp")
     if cfg.source == "study":
         rows.append(("distill", "training on the study's resolved events", "local LoRA, no API call"
                      if cfg.distill.kind == "local-lora" else "1 upload + 1 job + status polls"))
         rows.append(("students", "256", "2 students x 64 test pairs x 2 orders"))
+        return rows
+    if cfg.source == "items":
+        from judge_eval.core.store import read_run
+
+        given = read_run(cfg.items, require=("train", "test"))
+        counts = {"train": len(given.train), "test": len(given.test)}
+        for split, n in counts.items():
+            rows.append((f"teacher-{split}", f"<= {2 * n}",
+                         f"{n} given pairs x 2 orders (1 when the first is unparseable)"))
+        rows.append(distill)
+        rows.append(("students", f"<= {4 * counts['test']}", f"2 students x {counts['test']} pairs x 2 orders"))
         return rows
     n_test = cfg.questions["test"]
     for split in ("train", "test"):
@@ -483,8 +499,6 @@ def planned_calls(ctx: Context) -> list[tuple[str, str, str]]:
         rows.append((f"answers-{split}", f"<= {4 * n} + {index_calls}",
                      f"{n} questions x 2 models x (1 embedding + 1 answer call), + index embedding batches"))
         rows.append((f"teacher-{split}", f"<= {2 * n}", f"{n} pairs x 2 orders (1 when the first is unparseable)"))
-    rows.append(("distill", "local LoRA training, no API call" if cfg.distill.kind == "local-lora"
-                 else "2 + status polls", "upload + create job + polls with backoff"
-                 if cfg.distill.kind == "openai" else "the adapter is served by llama.cpp"))
+    rows.append(distill)
     rows.append(("students", f"<= {4 * n_test}", f"2 students x {n_test} pairs x 2 orders"))
     return rows

@@ -12,8 +12,10 @@ fatal immediately.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -72,7 +74,9 @@ def _status_and_headers(exc: BaseException) -> tuple[int | None, Any]:
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = None
+    """Seconds the server asked us to wait (``retry-after-ms``, or ``retry-after`` in seconds or
+    as an HTTP date), or None. A value that is neither (``Retry-After: soon``, ``nan``) is
+    ignored: the normal backoff applies."""
     for key in ("retry-after-ms", "retry-after"):
         try:
             value = headers.get(key)
@@ -82,10 +86,20 @@ def _retry_after(headers: Any) -> float | None:
             continue
         try:
             seconds = float(value)
-            return seconds / 1000 if key == "retry-after-ms" else seconds
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if key == "retry-after" else None
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None:
+            if math.isfinite(seconds):
+                return seconds / 1000 if key == "retry-after-ms" else seconds
+            continue
+        if key == "retry-after":
+            try:
+                parsed = email.utils.parsedate_to_datetime(str(value))
+            except (TypeError, ValueError, IndexError, OverflowError):
+                continue
             if parsed is not None:
+                if parsed.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
+                    parsed = parsed.replace(tzinfo=datetime.timezone.utc)
                 return max(0.0, parsed.timestamp() - time.time())
     return None
 

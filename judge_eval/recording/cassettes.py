@@ -14,7 +14,11 @@ rules (DESIGN.md, "Cassettes"):
 - The cassette records its profile, stage and split; replaying it under another profile is an
   error.
 - A request with no recording is fatal at once: the error names the cassette, the stage and
-  the command that re-records it (replay never retries and never sleeps).
+  the command that re-records it, and shows the closest recorded request with a short diff of
+  what differs (for body-hash cassettes only that the hashes differ). Replay never retries and
+  never sleeps.
+- vcrpy's private API is used only in ``vcr_private`` (the indexed replay, the mid-recording
+  save).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from judge_eval.errors import JudgeEvalError
+from judge_eval.recording import vcr_private
 from judge_eval.recording.studytext import TextIndex
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
@@ -141,18 +146,17 @@ def _index_responses(cass: Any) -> None:
         if key[3].startswith(HASH_PREFIX):
             hashed.setdefault(key[:3], []).append(n)
 
-    def responses(request: Any):
-        request = cass._before_record_request(request)
+    def positions(request: Any) -> list[int]:
+        request = cass.filter_request(request)
         if not request:
-            return
+            return []
         key = match_key(request)
-        positions = index.get(key)
-        if positions is None and not key[3].startswith(HASH_PREFIX) and hashed.get(key[:3]):
-            positions = index.get(key[:3] + (body_digest(key[3]),))
-        for n in positions or ():
-            yield n, cass.data[n][1]
+        found = index.get(key)
+        if found is None and not key[3].startswith(HASH_PREFIX) and hashed.get(key[:3]):
+            found = index.get(key[:3] + (body_digest(key[3]),))
+        return found or []
 
-    cass._responses = responses  # instance attribute: used by play_response and __contains__
+    vcr_private.install_index(cass, positions)
 
 
 def _match_body(r1, r2) -> None:
@@ -273,6 +277,127 @@ def _missing_cause(exc: BaseException) -> BaseException | None:
     return None
 
 
+MATCHER_PARTS = {"judge_body": "body", "_match_body": "body"}  # vcrpy's matcher names as a miss message names them
+MAX_DIFF_LINES = 15  # of a body diff in a miss message, after its two header lines
+MAX_DIFF_WIDTH = 160  # characters of one diff line (a long line is shown around its change)
+_ESCAPED_NEWLINE = re.compile(r"((?<!\\)(?:\\\\)*\\n)")
+
+
+def _show_request(request: Any) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request.uri)
+    return f"{request.method} {parts.path}{'?' + parts.query if parts.query else ''}"
+
+
+def _body_lines(canonical: str) -> list[str]:
+    """A canonical body as lines to diff: pretty-printed JSON with a long text's lines (a
+    prompt's) on lines of their own, a multipart upload's part hashes one a line."""
+    if canonical.startswith("multipart:"):
+        return canonical.split(",")
+    try:
+        text = json.dumps(json.loads(canonical), indent=1, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        text = canonical
+    return _ESCAPED_NEWLINE.sub("\\1\n", text).splitlines()
+
+
+def _clip(line: str, other: str) -> str:
+    """``line`` (a diff line: a sign and text) cut to MAX_DIFF_WIDTH around where it first
+    differs from ``other``, its counterpart on the other side of the diff."""
+    sign, text = line[:1], line[1:]
+    if len(text) <= MAX_DIFF_WIDTH:
+        return line
+    at = len(_common_prefix(text, other[1:]))
+    start = max(0, min(at - MAX_DIFF_WIDTH // 4, len(text) - MAX_DIFF_WIDTH))
+    end = start + MAX_DIFF_WIDTH
+    return f"{sign}{'…' if start else ''}{text[start:end]}{'…' if end < len(text) else ''}"
+
+
+def _common_prefix(a: str, b: str) -> str:
+    import os.path
+
+    return os.path.commonprefix([a, b])
+
+
+def body_diff(recorded: str, requested: str) -> list[str]:
+    """A short unified diff of two canonical (plain) bodies, recorded first."""
+    import difflib
+
+    diff = list(difflib.unified_diff(_body_lines(recorded), _body_lines(requested), "recorded", "requested",
+                                     n=1, lineterm=""))
+    head, body = diff[:2], diff[2:]
+    shown: list[str] = []
+    k = 0
+    while k < len(body):  # pair each block of - lines with the + lines after it, to clip both
+        if body[k][:1] not in "-+":
+            shown.append(_clip(body[k], ""))
+            k += 1
+            continue
+        minus = []
+        while k < len(body) and body[k].startswith("-"):
+            minus.append(body[k])
+            k += 1
+        plus = []
+        while k < len(body) and body[k].startswith("+"):
+            plus.append(body[k])
+            k += 1
+        shown += [_clip(line, plus[n] if n < len(plus) else "") for n, line in enumerate(minus)]
+        shown += [_clip(line, minus[n] if n < len(minus) else "") for n, line in enumerate(plus)]
+    if len(shown) > MAX_DIFF_LINES:
+        shown = shown[:MAX_DIFF_LINES] + [f"… ({len(shown) - MAX_DIFF_LINES} more diff lines)"]
+    return head + shown
+
+
+def _closeness(wanted: tuple[str, str, str, str], stored: Any) -> tuple[int, int]:
+    key = match_key(stored)
+    same = sum(a == b for a, b in zip(wanted[:3], key[:3]))
+    body = key[3]
+    if body.startswith(HASH_PREFIX) or wanted[3].startswith(HASH_PREFIX):
+        return same, 0
+    return same, len(_common_prefix(wanted[3], body)) + len(_common_prefix(wanted[3][::-1], body[::-1]))
+
+
+def describe_miss(miss: BaseException) -> list[str]:
+    """What a replay miss (vcrpy's CannotOverwriteExistingCassetteException) differs in: the
+    closest recorded request and a short diff of the differing part. A body-hash cassette keeps
+    no text, so for its bodies only the hashes are compared (no third-party text is shown)."""
+    request = getattr(miss, "failed_request", None)
+    if request is None or not hasattr(request, "uri"):
+        return []
+    similar = list(getattr(miss, "similar_requests", None) or [])
+    wanted = match_key(request)
+    if not similar:
+        cass = getattr(miss, "cassette", None)
+        recorded = f"{len(cass)} recorded" if cass is not None else "recorded"
+        return [f"Requested: {_show_request(request)}",
+                f"Nothing recorded is like it: none of the {recorded} requests shares its method, "
+                "path, query or body."]
+    if not similar[0][2]:
+        return [f"Requested: {_show_request(request)}",
+                "It matches a recorded request that was already played back: the code now sends "
+                "it more often than the recording did."]
+    closest, _, failed = max(similar, key=lambda s: _closeness(wanted, s[0]))
+    stored = match_key(closest)
+    differs = ", ".join(MATCHER_PARTS.get(name, name) for name, _ in failed)
+    alike = f" (the nearest of {len(similar)} that match as many parts)" if len(similar) > 1 else ""
+    lines = [f"Requested: {_show_request(request)}",
+             f"Closest recorded request{alike}: {_show_request(closest)}; it differs in {differs}"]
+    for part, n in (("method", 0), ("path", 1), ("query", 2)):
+        if wanted[n] != stored[n]:
+            lines.append(f"  {part}: recorded {stored[n]!r}, requested {wanted[n]!r}")
+    a, b = stored[3], wanted[3]
+    if a.startswith(HASH_PREFIX) or b.startswith(HASH_PREFIX):
+        a, b = (a if a.startswith(HASH_PREFIX) else body_digest(a)), (b if b.startswith(HASH_PREFIX) else body_digest(b))
+        if a != b:
+            lines.append(f"  body: the hashes differ (recorded {a[:len(HASH_PREFIX) + 12]}…, requested "
+                         f"{b[:len(HASH_PREFIX) + 12]}…); a body-hash cassette keeps no text to compare")
+    elif a != b:
+        lines.append("  body differs:")
+        lines += [f"    {line}" for line in body_diff(a, b)]
+    return lines
+
+
 def check_cassette_file(spec: CassetteSpec) -> None:
     """Fail clearly on a corrupt or truncated cassette, or one of another profile/stage/split."""
     import yaml
@@ -344,7 +469,7 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             elif mode == "all":
                 # Nothing is ever played back while re-recording, but vcrpy still scans every
                 # interaction recorded so far before each request (quadratic in the recording).
-                cass._responses = lambda request: iter(())
+                vcr_private.disable_playback_scan(cass)
             yield cass
     except BaseException as exc:
         if backup.exists() and (cass is None or len(cass) == 0):
@@ -353,9 +478,13 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
         if miss is None:
             raise
         detail = str(miss).split("\n")[0]
+        try:
+            explained = "".join(f"\n{line}" for line in describe_miss(miss))
+        except Exception as failure:  # noqa: BLE001 - the miss itself is the error to report
+            explained = f"\n(could not describe the closest recording: {failure.__class__.__name__})"
         raise MissingRecordingError(
             f"replaying stage {spec.stage} ({spec.split}) of profile {spec.profile}: a request has no "
             f"recording in {path} ({detail}). The code or a prompt changed since the recording; "
-            f"re-record with: {spec.rerecord_command}") from exc
+            f"re-record with: {spec.rerecord_command}{explained}") from exc
     else:
         backup.unlink(missing_ok=True)

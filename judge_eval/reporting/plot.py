@@ -26,13 +26,14 @@ def confusion(items: Sequence[QAItem], judge: str, reference: str) -> np.ndarray
 
 
 def plot_run(metrics: RunMetrics, items: Sequence[QAItem], out: Path | str, *, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
+    # An explicit figure on its own Agg canvas: no pyplot and no matplotlib.use(), so the calling
+    # process's backend (and any figures it has open) is left as it was.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     judges = list(metrics.judges)
-    fig = plt.figure(figsize=(4.5 + 3.2 * len(judges), 4.2), dpi=110)
+    fig = Figure(figsize=(4.5 + 3.2 * len(judges), 4.2), dpi=110)
+    FigureCanvasAgg(fig)
     grid = fig.add_gridspec(1, 1 + len(judges), width_ratios=[1.6] + [1] * len(judges), wspace=0.45)
     ax = fig.add_subplot(grid[0, 0])
     width = 0.36
@@ -71,5 +72,4 @@ def plot_run(metrics: RunMetrics, items: Sequence[QAItem], out: Path | str, *, t
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")
-    plt.close(fig)
     return out

@@ -15,7 +15,7 @@ from judge_eval.live.clients import build_llm
 from judge_eval.live.judging import judge_items
 from judge_eval.config.pipeline_spec import ModelSpec
 from judge_eval.core.items import Answer, QAItem, item_id
-from judge_eval.live.retry import CallFailedError, RetryPolicy, classify
+from judge_eval.live.retry import CallFailedError, RetryPolicy
 from tests.loopback import Loopback, start
 
 JSON = {"Content-Type": "application/json"}
@@ -224,3 +224,22 @@ def test_concurrent_judging_gives_the_same_verdicts_with_calls_in_flight_togethe
     assert [(v.source, v.score) for v in par] == [(v.source, v.score) for v in seq]
     assert 2 <= state["peak"] <= 6
     assert len(server.requests) == 48
+
+
+def test_an_unparseable_retry_after_falls_back_to_the_backoff(server) -> None:
+    verdicts, policy = judge(server, [status(429, "soon")])
+    assert len(server.requests) == 5 and len(policy.sleeps) == 1
+    assert 0.75 * 0.01 <= policy.sleeps[0] <= 1.25 * 0.01  # the first backoff, not a crash
+    assert all(v.source == "original" for v in verdicts)
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"retry-after": "soon"}, None), ({"retry-after": "nan"}, None), ({"retry-after": "inf"}, None),
+    ({"retry-after": ""}, None), ({"retry-after": "Mon, 99 Foo 2024 25:61:00 GMT"}, None),
+    ({"retry-after": "2"}, 2.0), ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+    ({"retry-after-ms": "1500"}, 1.5), ({"retry-after-ms": "later", "retry-after": "3"}, 3.0),
+])
+def test_retry_after_values(headers: dict, expected) -> None:
+    from judge_eval.live.retry import _retry_after
+
+    assert _retry_after(headers) == expected

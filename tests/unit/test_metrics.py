@@ -2,34 +2,66 @@
 
 from __future__ import annotations
 
+import json
 import random
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from sklearn.metrics import cohen_kappa_score
+from scipy.stats import pearsonr
+from sklearn.metrics import cohen_kappa_score, jaccard_score
 
 from judge_eval.errors import JudgeEvalError
-from judge_eval.core.metrics import bootstrap_ci, compare, discover_judges, judge_stats, run_metrics
+from judge_eval.core.metrics import (bootstrap_ci, bootstrap_means, compare, discover_judges, judge_stats,
+                                     run_metrics)
 from judge_eval.core.items import SOURCES, Answer, QAItem, Verdict, item_id
 from judge_eval.core.store import Run
 
-# The published notebook's printed table (and ../shared/seed_run/SOURCE.md).
+# The published notebook's printed table (and ../shared/seed_run/SOURCE.md): the independent
+# source for the study frame, kept literal.
 PUBLISHED = {
     "ft_gpt_3p5": (15, 41, 47, 0.8723404255319149, 0.765365523658036, 0.773126734505088),
     "gpt_3p5": (24, 32, 38, 0.8421052631578947, 0.671929323262293, 0.7308712958867757),
 }
-# Our recomputation in the corrected frame, as stated in the issue and checked here.
-CORRECTED = {
-    "ft_gpt_3p5": (15, 44, 47, 0.9361702127659575, 0.8932162673572893, 0.8792553191489362),
-    "gpt_3p5": (24, 34, 38, 0.8947368421052632, 0.7970926285758576, 0.8105263157894737),
-}
+CONCLUSIVE = ("original", "flipped")
 
 
 def row(c):
     return (c.inconclusive, c.agreements, c.total, c.agreement_rate, c.correlation, c.jaccard)
+
+
+def raw_rows(study_dir: Path) -> list[dict]:
+    """The study's test file read line by line, without judge_eval's reader."""
+    return [json.loads(line) for line in (study_dir / "test_qa_complete.jsonl").read_text().splitlines()]
+
+
+def by_hand(study_dir: Path, judge: str, frame: str) -> tuple:
+    """The table row counted by hand over the raw file: a verdict's score, or in the corrected
+    frame 1 - score when its source is "flipped"; compared only where both gpt_4 and the judge
+    are conclusive. Correlation by scipy, Jaccard by scikit-learn on string labels."""
+    def score(e: dict) -> float:
+        return 1.0 - e["score"] if frame == "corrected" and e["source"] == "flipped" else e["score"]
+
+    inconclusive, ref, cand = 0, [], []
+    for line in raw_rows(study_dir):
+        ev = {e["llm"]: e for e in line["evaluations"]}
+        inconclusive += ev[judge]["source"] == "neither"
+        if ev["gpt_4"]["source"] in CONCLUSIVE and ev[judge]["source"] in CONCLUSIVE:
+            ref.append(score(ev["gpt_4"]))
+            cand.append(score(ev[judge]))
+    agreements = sum(a == b for a, b in zip(ref, cand))
+    return (inconclusive, agreements, len(ref), agreements / len(ref), float(pearsonr(ref, cand).statistic),
+            float(jaccard_score([str(float(x)) for x in ref], [str(float(x)) for x in cand], average="weighted")))
+
+
+def assert_rows_match(got: tuple, expected: tuple) -> None:
+    """Counts, rate and Jaccard exactly; the correlation within 1e-12 (numpy's corrcoef against
+    scipy's pearsonr: equal up to the last bits)."""
+    assert got[:4] == expected[:4] and got[5] == expected[5]
+    assert abs(got[4] - expected[4]) <= 1e-12
 
 
 def test_study_frame_reproduces_the_published_table(study_run: Run) -> None:
@@ -38,9 +70,18 @@ def test_study_frame_reproduces_the_published_table(study_run: Run) -> None:
     assert {j: row(f["study"]) for j, f in metrics.judges.items()} == PUBLISHED
 
 
-def test_corrected_frame(study_run: Run) -> None:
+def test_the_hand_count_reproduces_the_published_table(study_dir: Path) -> None:
+    """The hand count below is trusted for the corrected frame because, in the study frame, it
+    gives the published table."""
+    for judge, published in PUBLISHED.items():
+        assert_rows_match(by_hand(study_dir, judge, "study"), published)
+
+
+def test_corrected_frame(study_run: Run, study_dir: Path) -> None:
     metrics = run_metrics(study_run.test)
-    assert {j: row(f["corrected"]) for j, f in metrics.judges.items()} == CORRECTED
+    assert set(metrics.judges) == set(PUBLISHED)
+    for judge, frames in metrics.judges.items():
+        assert_rows_match(row(frames["corrected"]), by_hand(study_dir, judge, "corrected"))
 
 
 def test_items_that_change_between_frames_and_why(study_run: Run) -> None:
@@ -53,7 +94,7 @@ def test_items_that_change_between_frames_and_why(study_run: Run) -> None:
             if not (ref.conclusive and cand.conclusive):
                 continue
             raw = ref.score == cand.score
-            fixed = ref.first_answer_score == cand.first_answer_score
+            fixed = first_wins(ref) == first_wins(cand)
             if raw != fixed:
                 changes[(judge, item.id)] = (ref.source, ref.score, cand.source, cand.score, fixed)
     assert changes == {
@@ -70,20 +111,52 @@ def test_items_that_change_between_frames_and_why(study_run: Run) -> None:
         # order (the second stored answer wins), so it disagrees with GPT-4.
         ("gpt_3p5", "test-534de89e9fc22b47"): ("original", 1.0, "flipped", 1.0, False),
     }
+    # These changes are the whole difference between the published (study frame) agreements and
+    # the corrected frame's.
+    metrics = run_metrics(study_run.test)
+    for judge, published in PUBLISHED.items():
+        moves = [fixed for (j, _), (*_, fixed) in changes.items() if j == judge]
+        assert published[1] + moves.count(True) - moves.count(False) == \
+            metrics.judges[judge]["corrected"].agreements
 
 
-def test_extra_metrics_on_the_study(study_run: Run) -> None:
-    c = compare(study_run.test, "ft_gpt_3p5", frame="corrected")
-    ref = np.array([i.verdict("gpt_4").first_answer_score for i in study_run.test
-                    if i.verdict("gpt_4").conclusive and i.verdict("ft_gpt_3p5").conclusive])
-    cand = np.array([i.verdict("ft_gpt_3p5").first_answer_score for i in study_run.test
-                     if i.verdict("gpt_4").conclusive and i.verdict("ft_gpt_3p5").conclusive])
+def first_wins(v) -> float:
+    """Score in "the first stored answer wins" order, by hand (not Verdict.first_answer_score)."""
+    return 1.0 - v.score if v.source == "flipped" else v.score
+
+
+def length_bias_by_hand(study_dir: Path, judge: str) -> tuple[int, int]:
+    """(won by the longer answer, decisive): conclusive verdicts of ``judge`` in the corrected
+    frame that pick a winner between answers of different length, counted over the raw file."""
+    longer = decisive = 0
+    for line in raw_rows(study_dir):
+        e = next(e for e in line["evaluations"] if e["llm"] == judge)
+        if e["source"] not in CONCLUSIVE:
+            continue
+        first = 1.0 - e["score"] if e["source"] == "flipped" else e["score"]
+        len_1, len_2 = (len(a["text"]) for a in line["answers"])
+        if first == 0.5 or len_1 == len_2:
+            continue
+        decisive += 1
+        winner_len, loser_len = (len_1, len_2) if first == 1.0 else (len_2, len_1)
+        longer += winner_len > loser_len
+    return longer, decisive
+
+
+@pytest.mark.parametrize("judge", sorted(PUBLISHED))
+def test_extra_metrics_on_the_study(study_run: Run, study_dir: Path, judge: str) -> None:
+    c = compare(study_run.test, judge, frame="corrected")
+    both = [i for i in study_run.test if i.verdict("gpt_4").conclusive and i.verdict(judge).conclusive]
+    ref = np.array([first_wins(i.verdict("gpt_4")) for i in both])
+    cand = np.array([first_wins(i.verdict(judge)) for i in both])
     assert c.kappa == pytest.approx(cohen_kappa_score(ref.astype(str), cand.astype(str)), rel=1e-12)
     low, high = c.agreement_ci
     assert low < c.agreement_rate < high <= 1.0
-    assert c.consistency_rate == (64 - 15) / 64
+    inconclusive = PUBLISHED[judge][0]
+    assert c.consistency_rate == (64 - inconclusive) / 64
     assert (c.parse_failures, c.errors, c.missing) == (0, 0, 0)
-    assert 0.0 <= c.length_bias <= 1.0
+    longer, decisive = length_bias_by_hand(study_dir, judge)
+    assert decisive > 0 and c.length_bias == longer / decisive
 
 
 # --------------------------------------------------------------------------- synthetic items
@@ -196,6 +269,19 @@ def test_bootstrap_is_seeded() -> None:
     # few resamples the seed shows.
     assert bootstrap_ci(agree, seed=1, resamples=20) != bootstrap_ci(agree, seed=2, resamples=20)
     assert bootstrap_ci(np.array([])) is None
+
+
+def test_bootstrap_means_resample_aligned_vectors_together() -> None:
+    a = np.array([1.0] * 7 + [0.0] * 5)
+    (alone,) = bootstrap_means(a, seed=3, resamples=50)
+    same, flipped = bootstrap_means(a, 1.0 - a, seed=3, resamples=50)
+    # One index table for all vectors: a and 1 - a are resampled at the same positions.
+    assert np.array_equal(alone, same) and np.allclose(same + flipped, 1.0, rtol=0, atol=1e-15)
+    assert alone.shape == (50,) and len(set(alone.tolist())) > 1
+    with pytest.raises(ValueError):
+        bootstrap_means(a, a[:-1])
+    with pytest.raises(ValueError):
+        bootstrap_means(np.array([]))
 
 
 def test_judges_are_discovered_and_an_unknown_reference_is_a_clear_error() -> None:

@@ -8,6 +8,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import sklearn.metrics  # noqa: F401  # loaded here: pytester's in-process runs unload what they import,
+# and a C extension cannot be loaded twice in one process
 
 pytest_plugins = ["pytester"]
 
@@ -100,6 +102,18 @@ def test_listing_the_plugin_in_a_conftest_as_well_fails(pytester: pytest.Pyteste
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret != pytest.ExitCode.OK
     assert "already registered" in result.stdout.str() + result.stderr.str()
+
+
+def test_study_dir_with_a_space_before_the_path(pytester: pytest.Pytester, study_dir: Path) -> None:
+    """A separate path argument outside the project: the option is known before pytest looks for
+    test paths, so the folder is taken as the option's value (it used to be a test path)."""
+    pytester.makepyprojecttoml('[tool.judge_eval.profiles.study]\ngated = ["ft_gpt_3p5"]\n'
+                               'data = "nowhere"\n[tool.judge_eval.profiles.study.thresholds]\nmin_agreement = 0.85\n')
+    pytester.makepyfile(test_release=GATE_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--study-dir", str(study_dir))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*study data {study_dir} (from --study-dir)*", f"rootdir: {pytester.path}",
+                                 "configfile: pyproject.toml"])
 
 
 def test_an_unsupported_record_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:

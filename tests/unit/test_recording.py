@@ -4,6 +4,7 @@ loopback server of our own (its answers go to tmp_path only)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -188,3 +189,52 @@ def test_body_hash_cassettes_mask_reproduced_third_party_text_not_in_the_request
         call(server.base_url, {"model": "m", "messages": [{"role": "user", "content": "Which is better?"}]})
     text = s.path.read_text()
     assert "right harbour" not in text and "Final verdict: [[C]]" in text
+
+
+def test_a_miss_shows_the_closest_recording_and_a_short_diff_of_what_changed(tmp_path: Path, server) -> None:
+    s = spec(tmp_path, record_stage="students", stage="student-base")
+    prompt = "[User Question]\nWhich is better?\n" + "\n".join(f"line {k} of the prompt" for k in range(40))
+    recorded = {"model": "m", "temperature": 0, "messages": [{"role": "user", "content": prompt}]}
+    with cassette(s, "all"):
+        call(server.base_url, recorded)
+        call(server.base_url, {**recorded, "model": "other-model"})
+    changed = {**recorded, "temperature": 0.5,
+               "messages": [{"role": "user", "content": prompt.replace("line 20 of", "line twenty of")}]}
+    with pytest.raises(MissingRecordingError) as info, cassette(s, "none"):
+        call(server.base_url, changed)
+    message = str(info.value)
+    assert str(s.path) in message and "stage student-base (test)" in message
+    assert "judge-eval record --profile local --stage students" in message
+    assert "Closest recorded request" in message and "POST /v1/chat/completions" in message
+    assert '- "temperature": 0\n' in message and '+ "temperature": 0.5\n' in message
+    assert "-line 20 of the prompt" in message and "+line twenty of the prompt" in message
+    assert '"other-model"' not in message  # the closest of the two recordings is shown
+    diff = message[message.index("body differs:"):].splitlines()
+    assert len(diff) <= 1 + 2 + 15 + 1  # heading, ---/+++, at most 15 lines, "… more"
+    assert "line 5 of the prompt" not in message  # unchanged lines far from a change stay out
+    assert len(server.requests) == 2
+
+
+def test_a_long_diff_is_cut_short(tmp_path: Path, server) -> None:
+    s = spec(tmp_path)
+    with cassette(s, "all"):
+        call(server.base_url, {"model": "m", "messages": [{"role": "user", "content": f"q{k}"} for k in range(30)]})
+    with pytest.raises(MissingRecordingError) as info, cassette(s, "none"):
+        call(server.base_url, {"model": "m", "messages": [{"role": "user", "content": f"r{k}"} for k in range(30)]})
+    diff = str(info.value)[str(info.value).index("body differs:"):].splitlines()
+    assert len(diff) == 1 + 2 + 15 + 1 and re.search(r"… \(\d+ more diff lines\)", diff[-1])
+
+
+def test_a_miss_in_a_body_hash_cassette_shows_only_that_the_hashes_differ(tmp_path: Path, server) -> None:
+    s = spec(tmp_path, body_hash=True)
+    payload = {"model": "m", "messages": [{"role": "user", "content": "third-party passage about a harbour"}]}
+    with cassette(s, "all"):
+        call(server.base_url, payload)
+    changed = {"model": "m", "messages": [{"role": "user", "content": "third-party passage about a river"}]}
+    with pytest.raises(MissingRecordingError) as info, cassette(s, "none"):
+        call(server.base_url, changed)
+    message = str(info.value)
+    assert "the hashes differ" in message and body_digest(canonical_body(json.dumps(payload)))[:19] in message
+    assert str(s.path) in message and "judge-eval record --profile local --stage teacher" in message
+    for text in ("third-party", "harbour", "river", "passage"):
+        assert text not in message

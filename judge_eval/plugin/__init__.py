@@ -74,6 +74,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("judge_eval_baseline_run", "baseline run directory for regression checks", default="")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """``pytest --study-dir DIR`` with a space: pytest chose the rootdir from DIR before this
+    plugin's options existed; choose it again (judge_eval.plugin.rootdir)."""
+    from judge_eval.plugin.rootdir import correct_setup
+
+    correct_setup(early_config, args)
+
+
 def _pyproject(config: pytest.Config) -> Path:
     inipath = config.inipath
     if inipath is not None and inipath.name == "pyproject.toml":
@@ -273,8 +282,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = gate_cases(s)
         if cases:
             metafunc.parametrize("judge_gate", cases, indirect=True, ids=[":".join(c) for c in cases])
-    if "gated_judge" in metafunc.fixturenames and "study" in s.profiles:
-        metafunc.parametrize("gated_judge", s.profiles["study"].gated)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -1,0 +1,74 @@
+"""The one module that touches vcrpy's private API (vcrpy 9.4.2, pinned in pyproject.toml and
+constraints.txt). Everything else goes through vcrpy's public API (``Cassette.filter_request``,
+``.data``, ``.responses``, ``.record_mode``, ``.find_requests_with_most_matches``, and
+``CannotOverwriteExistingCassetteException.failed_request`` / ``.similar_requests``).
+
+vcrpy 9.4.2 has no public way to do three things we need:
+
+- ``Cassette._responses(request)``: the generator of ``(position, response)`` pairs matching a
+  request, used by ``play_response``, ``responses_of`` and ``__contains__`` (hence
+  ``can_play_response_for``). It runs every matcher on every recorded interaction for each
+  request: quadratic in the cassette's size (12 ms per request at 100 interactions, 212 ms at
+  3,000). ``install_index`` replaces it on the instance with a lookup in an index built once
+  (replay only: the recorded interactions never change), and ``disable_playback_scan``
+  replaces it with an empty generator while re-recording (mode ``all`` never plays back, but
+  ``can_play_response_for`` tests ``request in cassette`` before it looks at the record mode).
+- ``Cassette._save(force=True)``: the cassette's own save routine (scrub hooks, metadata, the
+  mode ``all`` rules). vcrpy saves only when the ``use_cassette`` block exits; ``save_now``
+  writes the cassette mid-recording, so an interrupted recording keeps every call it paid for.
+
+If an upgrade renames or reshapes one of these, tests/unit/test_vcr_private.py fails and says
+which; fix this module (and only this module) then.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+from judge_eval.errors import JudgeEvalError
+
+#: The vcrpy release these private attributes were checked against.
+VCRPY_VERSION = "9.4.2"
+#: The private attributes of ``vcr.cassette.Cassette`` this module uses.
+PRIVATE_ATTRIBUTES = ("_responses", "_save")
+
+
+def _require(cass: Any, name: str) -> None:
+    if not callable(getattr(type(cass), name, None)):
+        import vcr
+
+        raise JudgeEvalError(
+            f"vcrpy {getattr(vcr, '__version__', '?')} has no Cassette.{name}, which "
+            f"judge_eval/recording/vcr_private.py relies on (checked against vcrpy {VCRPY_VERSION}); "
+            "update vcr_private.py for this vcrpy or install the pinned one")
+
+
+def install_index(cass: Any, positions: Callable[[Any], Iterable[int]]) -> None:
+    """Make ``cass`` find a request's recorded responses through ``positions(request)`` (the
+    positions in ``cass.data`` that match it, in recording order) instead of scanning them all.
+
+    ``positions`` gets the request as the HTTP stub built it (not yet filtered: apply
+    ``cass.filter_request`` as vcrpy's own scan does); it may return nothing."""
+    _require(cass, "_responses")
+    data = cass.data
+
+    def responses(request: Any) -> Iterator[tuple[int, Any]]:
+        for n in positions(request):
+            yield n, data[n][1]
+
+    cass._responses = responses  # an instance attribute shadows the method
+
+
+def disable_playback_scan(cass: Any) -> None:
+    """While re-recording (mode ``all``) nothing is played back: skip vcrpy's scan of every
+    interaction recorded so far before each request."""
+    if getattr(cass.record_mode, "value", cass.record_mode) != "all":
+        raise ValueError(f"disable_playback_scan is for record mode 'all', not {cass.record_mode!r}")
+    _require(cass, "_responses")
+    cass._responses = lambda request: iter(())
+
+
+def save_now(cass: Any) -> None:
+    """Write ``cass`` to its file as it is now, as vcrpy does when the cassette's block exits."""
+    _require(cass, "_save")
+    cass._save(force=True)
