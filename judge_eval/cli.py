@@ -120,11 +120,18 @@ non_negative_int = _int_at_least(0)
 # Commands: each gets the parsed arguments and the resolved defaults, returns the exit status
 # ---------------------------------------------------------------------------------------------
 
-def _run_and_metrics(run_dir: Path, s: Resolved) -> tuple[Run, RunMetrics]:
-    from judge_eval.core.metrics import run_metrics
+def _test_run(run_dir: Path) -> Run:
+    """The run's test items only: report, gate, plot and compare never open the other files, so
+    a broken train_qa.jsonl or run.json does not stop them."""
     from judge_eval.core.store import read_run
 
-    run = read_run(run_dir, require=("test",))
+    return read_run(run_dir, require=("test",), parts=("test",))
+
+
+def _run_and_metrics(run_dir: Path, s: Resolved) -> tuple[Run, RunMetrics]:
+    from judge_eval.core.metrics import run_metrics
+
+    run = _test_run(run_dir)
     return run, run_metrics(run.test, s.reference, seed=s.seed, resamples=s.resamples)
 
 
@@ -158,7 +165,7 @@ def cmd_plot(args: argparse.Namespace, s: Resolved) -> int:
     from judge_eval.reporting.plot import plot_run
 
     run, metrics = _run_and_metrics(args.run_dir, s)
-    out = plot_run(metrics, run.test, args.output, title=args.title)
+    out = plot_run(metrics, run.test, args.output, title=args.title, source=args.run_dir)
     print(f"wrote {out}")
     return 0
 
@@ -166,11 +173,11 @@ def cmd_plot(args: argparse.Namespace, s: Resolved) -> int:
 def cmd_compare(args: argparse.Namespace, s: Resolved) -> int:
     import json
 
-    from judge_eval.gating.compare import compare_runs, load_items, render_comparison
+    from judge_eval.gating.compare import compare_runs, render_comparison
 
     profile = s.profile
     assert profile is not None
-    result = compare_runs(load_items(args.old_run), load_items(args.new_run),
+    result = compare_runs(list(_test_run(args.old_run).test), list(_test_run(args.new_run).test),
                           reference=s.reference, gated=profile.gated, profile=profile,
                           old_path=str(args.old_run), new_path=str(args.new_run),
                           alpha=args.alpha, seed=s.seed, resamples=s.resamples)
@@ -328,7 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args, resolve(args))
     except JudgeEvalError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        message = f"{PROG}: error: {exc}\n"
+        # A path or value that is not valid text (undecodable bytes in a file name) must not
+        # turn the message into a UnicodeEncodeError: such characters are written escaped.
+        encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+        sys.stderr.write(message.encode(encoding, "backslashreplace").decode(encoding, "replace"))
         return 2
 
 

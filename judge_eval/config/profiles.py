@@ -26,7 +26,14 @@ Count = Annotated[int, Field(ge=0)]
 
 
 class Thresholds(Table):
-    """Release thresholds for a gated judge; None means "not gated on this metric"."""
+    """Release thresholds for a gated judge; None means "not gated on this metric".
+
+    The two coverage gates are on by default in every profile: agreement is computed over the
+    items where both judges gave a verdict, so a verdict that is simply absent would shrink that
+    subset unseen. ``max_missing`` counts the items a gated judge has no verdict on;
+    ``min_reference_coverage`` is the share of items with a reference verdict of any source (a
+    profile over sparse human labels lowers it on purpose). A gate must not pass by omission.
+    """
 
     min_agreement: Rate | None = None
     min_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
@@ -35,6 +42,8 @@ class Thresholds(Table):
     max_parse_failures: Count | None = None
     max_errors: Count | None = None
     min_agreement_ci_low: Rate | None = None
+    max_missing: Count | None = 0
+    min_reference_coverage: Rate | None = 1.0
 
 
 class Profile(Table):

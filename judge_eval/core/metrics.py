@@ -112,7 +112,7 @@ class Comparison:
     inconclusive: int
     parse_failures: int
     errors: int
-    missing: int
+    missing: int  # items this judge has no verdict on
     agreements: int
     total: int  # items where both judges are conclusive
     agreement_rate: float | None
@@ -123,15 +123,22 @@ class Comparison:
     consistency_rate: float | None
     length_bias: float | None
     notes: dict[str, str] = field(default_factory=dict)
+    reference_missing: int = 0  # items the reference has no verdict on (agreement never sees them)
 
     @property
     def inconclusive_rate(self) -> float | None:
         return self.inconclusive / self.items if self.items else None
 
+    @property
+    def reference_coverage(self) -> float | None:
+        """Share of the items with a reference verdict of any source."""
+        return (self.items - self.reference_missing) / self.items if self.items else None
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["agreement_ci"] = list(self.agreement_ci) if self.agreement_ci else None
         out["inconclusive_rate"] = self.inconclusive_rate
+        out["reference_coverage"] = self.reference_coverage
         return out
 
 
@@ -229,6 +236,7 @@ def compare(items: Sequence[QAItem], judge: str, reference: str = DEFAULT_REFERE
         notes["agreement_rate"] = "undefined: no item where both judges are conclusive"
     stats = judge_stats(items, judge, frame)
     notes.update({k: v for k, v in stats.notes.items() if k not in notes})
+    reference_missing = sum(1 for item in items if item.verdict(reference) is None)
     return Comparison(
         judge=judge, reference=reference, frame=frame, items=len(items),
         inconclusive=stats.inconclusive, parse_failures=stats.parse_failures,
@@ -237,6 +245,7 @@ def compare(items: Sequence[QAItem], judge: str, reference: str = DEFAULT_REFERE
         agreement_rate=float(agree.sum()) / len(pairs) if pairs else None,
         correlation=correlation, jaccard=jaccard, kappa=kappa, agreement_ci=ci,
         consistency_rate=stats.consistency_rate, length_bias=stats.length_bias, notes=notes,
+        reference_missing=reference_missing,
     )
 
 
@@ -248,10 +257,19 @@ class RunMetrics:
     reference_stats: JudgeStats
     judges: dict[str, dict[str, Comparison]]  # judge -> frame -> comparison
 
+    @property
+    def reference_coverage(self) -> float | None:
+        """Share of the run's items with a reference verdict of any source."""
+        ref = self.reference_stats
+        return (ref.items - ref.missing) / ref.items if ref.items else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "reference_inconclusive": self.reference_stats.inconclusive,
+            "items": self.reference_stats.items,
+            "reference_missing": self.reference_stats.missing,
+            "reference_coverage": self.reference_coverage,
             "reference_stats": asdict(self.reference_stats),
             "judges": {name: {frame: c.to_json() for frame, c in frames.items()}
                        for name, frames in self.judges.items()},
@@ -262,6 +280,10 @@ def run_metrics(items: Sequence[QAItem], reference: str = DEFAULT_REFERENCE, *,
                 seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
                 judges: Sequence[str] | None = None) -> RunMetrics:
     """Compare every judge found in ``items`` (or those named) with ``reference``."""
+    if not items:
+        raise JudgeEvalError(
+            "the run has 0 items (its test_qa_complete.jsonl holds no pair), so there is nothing to "
+            f"compare with the reference judge {reference!r}. Judge a run with at least one item")
     found = discover_judges(items)
     if reference not in found:
         raise JudgeEvalError(

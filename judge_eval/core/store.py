@@ -11,7 +11,9 @@ A run directory holds any of:
 Lines are written exactly as the study wrote them (``json.dumps`` defaults, one record a line,
 a trailing newline), so the study's files round-trip byte for byte. Fields we do not know are
 kept and written back after the known ones. Every malformed line raises ``RunFileError`` naming
-file, line and field.
+file, line and field; so does a file that cannot be read (a folder in its place, no permission).
+A line must be valid Unicode text: invalid UTF-8 bytes and lone surrogate escapes (``\\ud800``
+without its pair) are refused, and so are arrays/objects nested deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,14 @@ QA_FILES = {"train": "train_qa.jsonl", "test": "test_qa_complete.jsonl"}
 EVENTS_FILE = "pairwise_finetuning_events.jsonl"
 RESOLVED_FILE = "resolved_pairwise_finetuning_events.jsonl"
 RUN_JSON = "run.json"
+
+#: The parts of a run directory, and the file each one is read from.
+PART_FILES = {**QA_FILES, "events": EVENTS_FILE, "resolved": RESOLVED_FILE, "meta": RUN_JSON}
+
+#: The deepest nesting of arrays/objects a line may have. A record of the study's schema is 4
+#: levels deep; the bound keeps unknown fields far from Python's recursion limit (json.loads
+#: raises RecursionError near 1000 levels, and writing them back would too).
+MAX_DEPTH = 100
 
 T = TypeVar("T")
 
@@ -162,24 +173,103 @@ def _parse_event(ln: _Line, raw: Any) -> FinetuneEvent:
                          extra=_extra(obj, ("messages", "item_id", "order")))
 
 
-def _read_jsonl(path: Path, parse: Callable[[_Line, Any], T]) -> tuple[tuple[int, T], ...]:
-    """Parse every non-blank line; returns (line number, record) pairs."""
+_PERMISSION_FIX = ("make it readable by this user (chmod u+r on the file, u+rx on the folders "
+                   "above it) or run as a user who may read it")
+
+
+def _stat_kind(path: Path) -> str | None:
+    """``"dir"``, ``"file"`` or None (absent); a folder we may not look into is a RunFileError."""
     try:
-        data = path.read_bytes()
+        return "dir" if path.is_dir() else "file" if path.exists() else None
+    except PermissionError:
+        raise RunFileError(path.parent, "permission denied: cannot look inside this folder",
+                           fix=_PERMISSION_FIX) from None
+    except OSError as exc:
+        raise RunFileError(path, f"cannot be read ({exc.strerror or exc})",
+                           fix="check the path and the disk") from None
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of a run file; every reason it cannot be read is a RunFileError."""
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
         raise RunFileError(path, "file not found", fix="check the run directory path "
                            "(for the study: judge-eval fetch-study DIR)") from None
+    except IsADirectoryError:
+        raise RunFileError(path, "is a folder, not a file",
+                           fix=f"replace that folder with the file {path.name} (or remove it)") from None
+    except PermissionError:
+        raise RunFileError(path, "permission denied: cannot read this file", fix=_PERMISSION_FIX) from None
+    except OSError as exc:
+        raise RunFileError(path, f"cannot be read ({exc.strerror or exc})",
+                           fix="check the path and the disk") from None
+
+
+# A lone surrogate can only come from a \uXXXX escape (the UTF-8 decoder refuses encoded ones);
+# lines without such an escape are not walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TOO_DEEP = (f"arrays/objects nested deeper than {MAX_DEPTH} levels; a run record is a few levels "
+             "deep")
+
+
+def _field_name(steps: Sequence[str | int]) -> str | None:
+    name = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".")
+    return name or None
+
+
+def _check_value(path: Path, lineno: int | None, value: Any, *, surrogates: bool) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and (when ``surrogates``) lone surrogates in any
+    string or key. Iterative, so a deep value cannot exhaust the stack."""
+    def fail(steps: Sequence[str | int], problem: str, fix: str | None = None) -> RunFileError:
+        return RunFileError(path, problem, line=lineno, field=_field_name(steps), fix=fix)
+
+    def lone(text: str, steps: Sequence[str | int], what: str) -> None:
+        found = _SURROGATE.search(text)
+        if found:
+            raise fail(steps, f"{what}lone surrogate \\u{ord(found.group()):04x} at character "
+                       f"{found.start()}: not valid Unicode text (a run's JSON text must be)",
+                       fix="fix the line: replace that escape with the character it was meant to be "
+                       "(a pair such as \\ud83d\\ude00 is one valid character)")
+
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, steps = stack.pop()
+        if isinstance(node, (dict, list)) and len(steps) >= MAX_DEPTH:
+            raise fail(steps[:1], _TOO_DEEP)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if surrogates:
+                    lone(key, steps, f"key {key[:40]!r}: ")
+                stack.append((child, (*steps, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (*steps, i)) for i, child in enumerate(node))
+        elif surrogates and isinstance(node, str):
+            lone(node, steps, "")
+
+
+def _loads(path: Path, lineno: int | None, raw: bytes) -> Any:
+    """One JSON value from ``raw``: valid UTF-8, valid JSON, valid Unicode, not too deep."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(path, f"not valid JSON ({exc})", line=lineno) from None
+    except RecursionError:
+        raise RunFileError(path, _TOO_DEEP, line=lineno) from None
+    _check_value(path, lineno, value, surrogates=_SURROGATE_ESCAPE.search(raw) is not None)
+    return value
+
+
+def _read_jsonl(path: Path, parse: Callable[[_Line, Any], T]) -> tuple[tuple[int, T], ...]:
+    """Parse every non-blank line; returns (line number, record) pairs."""
+    data = _read_file(path)
     out = []
     for lineno, raw_line in enumerate(data.split(b"\n"), start=1):
         if not raw_line.strip():
             continue
-        ln = _Line(path, lineno)
-        try:
-            text = raw_line.decode("utf-8")
-            value = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RunFileError(path, f"not valid JSON ({exc})", line=lineno) from None
-        out.append((lineno, parse(ln, value)))
+        value = _loads(path, lineno, raw_line)
+        out.append((lineno, parse(_Line(path, lineno), value)))
     return tuple(out)
 
 
@@ -201,38 +291,41 @@ def read_events(path: Path | str) -> tuple[FinetuneEvent, ...]:
     return tuple(event for _, event in _read_jsonl(Path(path), _parse_event))
 
 
-def read_run(path: Path | str, *, require: Sequence[str] = ("test",)) -> Run:
-    """Read whatever the run directory holds. ``require`` names the parts that must exist:
-    any of ``train``, ``test``, ``events``, ``resolved``."""
+def read_run(path: Path | str, *, require: Sequence[str] = ("test",),
+             parts: Sequence[str] | None = None) -> Run:
+    """Read a run directory. ``require`` names the parts that must exist: any of ``train``,
+    ``test``, ``events``, ``resolved``. ``parts`` names the parts to read (those and
+    ``meta``, i.e. ``run.json``); the others are left empty and their files are not opened, so
+    a broken file a command does not need cannot stop it. By default (None) every part present
+    is read. The required parts are always read."""
     root = Path(path)
-    if not root.is_dir():
+    unknown = (set(require) - set(QA_FILES) - {"events", "resolved"}) | (set(parts or ()) - set(PART_FILES))
+    if unknown:
+        raise ValueError(f"unknown run parts {sorted(unknown)}; known: {sorted(PART_FILES)}")
+    if _stat_kind(root) != "dir":
         raise RunFileError(root, "run directory not found",
                            fix="pass a directory holding at least test_qa_complete.jsonl "
                            "(for the study: judge-eval fetch-study DIR)")
-    files = {**QA_FILES, "events": EVENTS_FILE, "resolved": RESOLVED_FILE}
-    unknown = set(require) - set(files)
-    if unknown:
-        raise ValueError(f"unknown run parts {sorted(unknown)}; known: {sorted(files)}")
+    wanted = set(PART_FILES) if parts is None else set(parts) | set(require)
+    present = {part: _stat_kind(root / name) is not None
+               for part, name in PART_FILES.items() if part in wanted}
     for part in require:
-        if not (root / files[part]).exists():
-            raise RunFileError(root / files[part], "file not found",
-                               fix=f"this command needs {files[part]} in {root}")
-    parts: dict[str, Any] = {}
+        if not present[part]:
+            raise RunFileError(root / PART_FILES[part], "file not found",
+                               fix=f"this command needs {PART_FILES[part]} in {root}")
+    found: dict[str, Any] = {}
     for split, name in QA_FILES.items():
-        if (root / name).exists():
-            parts[split] = read_qa(root / name, split)
+        if present.get(split):
+            found[split] = read_qa(root / name, split)
     for part, name in (("events", EVENTS_FILE), ("resolved", RESOLVED_FILE)):
-        if (root / name).exists():
-            parts[part] = read_events(root / name)
+        if present.get(part):
+            found[part] = read_events(root / name)
     meta: dict[str, Any] = {}
-    if (root / RUN_JSON).exists():
-        try:
-            meta = json.loads((root / RUN_JSON).read_text("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RunFileError(root / RUN_JSON, f"not valid JSON ({exc})") from None
+    if present.get("meta"):
+        meta = _loads(root / RUN_JSON, None, _read_file(root / RUN_JSON))
         if not isinstance(meta, dict):
             raise RunFileError(root / RUN_JSON, f"expected a JSON object, found {_kind(meta)}")
-    return Run(path=root, meta=meta, **parts)
+    return Run(path=root, meta=meta, **found)
 
 
 def verdict_from_json(obj: Any, where: str = "journal") -> Verdict:

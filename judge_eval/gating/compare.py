@@ -6,6 +6,11 @@ agreement delta, the items whose verdict changed, and an exact two-sided McNemar
 anything else counts as not agreeing). A gated judge fails the comparison when its agreement
 drops significantly (p < alpha and more items lost agreement than gained it) or when a gate it
 passed on the old run fails on the new one.
+
+Every gated judge must have verdicts in both runs (else a ``JudgeEvalError`` names the judge and
+the run that lacks it): a gated judge that was renamed or dropped must never pass by omission.
+A judge found in only one run is listed as removed (only in the old run) or added (only in the
+new one), in the text and the JSON output.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from judge_eval.errors import JudgeEvalError
-from judge_eval.core.metrics import bootstrap_means, frame_score, run_metrics
+from judge_eval.core.metrics import bootstrap_means, discover_judges, frame_score, run_metrics
 from judge_eval.core.items import QAItem
 
 FRAME = "corrected"
@@ -76,6 +81,8 @@ class RunComparison:
     reference: str
     alpha: float
     judges: list[JudgeComparison]
+    removed: list[str] = field(default_factory=list)  # judges with verdicts in the old run only
+    added: list[str] = field(default_factory=list)  # judges with verdicts in the new run only
 
     @property
     def fails(self) -> bool:
@@ -106,8 +113,22 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
     ids = sorted(old_by_id)
     old_items = [old_by_id[i] for i in ids]
     new_items = [new_by_id[i] for i in ids]
+    old_found, new_found = discover_judges(old_items), discover_judges(new_items)
+    for j in dict.fromkeys([reference, *gated]):
+        lacking = [path for path, found in ((old_path, old_found), (new_path, new_found)) if j not in found]
+        if lacking:
+            role, key = ("reference judge", "reference") if j == reference else ("gated judge", "gated")
+            present = [path for path in (old_path, new_path) if path not in lacking]
+            raise JudgeEvalError(
+                f"{role} {j!r} has no verdict in run {' nor in run '.join(lacking)}"
+                f"{f' (run {present[0]} has its verdicts)' if present else ''}; judges found in {old_path}: "
+                f"{', '.join(old_found) or 'none'}; in {new_path}: {', '.join(new_found) or 'none'}. "
+                f"A {role} must be in both runs to be compared: if it was renamed or dropped, fix the run "
+                f"or `{key}` of the profile")
     old_m, new_m = run_metrics(old_items, reference), run_metrics(new_items, reference)
     judges = [j for j in old_m.judges if j in new_m.judges]
+    removed = [j for j in old_m.judges if j not in new_m.judges]
+    added = [j for j in new_m.judges if j not in old_m.judges]
     old_failures: dict[str, set[str]] = {}
     new_failures: dict[str, set[str]] = {}
     if profile is not None:
@@ -148,7 +169,8 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
             significant_drop=p < alpha and b > c, changed=changed,
             new_gate_failures=sorted(new_failures.get(j, set()) - old_failures.get(j, set())),
         ))
-    return RunComparison(old=old_path, new=new_path, reference=reference, alpha=alpha, judges=results)
+    return RunComparison(old=old_path, new=new_path, reference=reference, alpha=alpha, judges=results,
+                         removed=removed, added=added)
 
 
 def render_comparison(cmp: RunComparison) -> str:
@@ -168,6 +190,12 @@ def render_comparison(cmp: RunComparison) -> str:
         lines += [f"    {c.id}: {c.old} -> {c.new}" for c in j.changed]
         if j.new_gate_failures:
             lines.append(f"  gates that passed before and fail now: {', '.join(j.new_gate_failures)}")
+    if cmp.removed or cmp.added:
+        lines.append("")
+    if cmp.removed:
+        lines.append(f"removed: judge(s) with verdicts in {cmp.old} only, not compared: {', '.join(cmp.removed)}")
+    if cmp.added:
+        lines.append(f"added: judge(s) with verdicts in {cmp.new} only, not compared: {', '.join(cmp.added)}")
     lines += ["", "FAIL: a gated judge got significantly worse" if cmp.fails else "OK: no gated judge got worse"]
     return "\n".join(lines) + "\n"
 

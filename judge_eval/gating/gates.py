@@ -1,4 +1,11 @@
-"""Release gates: thresholds against measured metrics, failures that explain themselves."""
+"""Release gates: thresholds against measured metrics, failures that explain themselves.
+
+Agreement is computed over the items where both judges gave a conclusive verdict, so a verdict
+that is absent would silently shrink that subset. Two coverage gates, on by default, make an
+omission fail instead: ``max_missing`` (items a gated judge has no verdict on) and
+``min_reference_coverage`` (share of items with a reference verdict of any source). The reference
+gate belongs to the profile, not to a judge: ``check_run`` reports it once.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +27,11 @@ class GateFailure:
     run_dir: str
     frame: str
     profile: str
+    role: str = "judge"  # "reference judge" for the reference-coverage gate
 
     @property
     def message(self) -> str:
-        return (f"gate failed: judge {self.judge!r}, {self.metric}: measured {self.measured}, "
+        return (f"gate failed: {self.role} {self.judge!r}, {self.metric}: measured {self.measured}, "
                 f"allowed {self.allowed} (run {self.run_dir}, {self.frame} frame, "
                 f"profile {self.profile})")
 
@@ -34,9 +42,33 @@ def _fmt(value: float | int | None) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
-def check_comparison(c: Comparison, t: Thresholds, *, run_dir: Path | str,
-                     profile: str) -> list[GateFailure]:
-    """Every threshold of ``t`` that comparison ``c`` misses (undefined values miss)."""
+REFERENCE_COVERAGE = "reference_coverage"  # the metric name of the min_reference_coverage gate
+
+
+def check_reference_coverage(reference: str, items: int, missing: int, t: Thresholds, *,
+                             run_dir: Path | str, frame: str, profile: str) -> list[GateFailure]:
+    """The ``min_reference_coverage`` gate: the share of the ``items`` with a verdict by the
+    reference (any source). Items the reference skipped never enter any agreement, so a low
+    coverage means every judge was compared on a subset chosen by omission."""
+    if t.min_reference_coverage is None:
+        return []
+    coverage = (items - missing) / items if items else None
+    if coverage is not None and coverage >= t.min_reference_coverage:
+        return []
+    shown = (f"{_fmt(coverage)} ({items - missing} of {items} items have a verdict by the reference; "
+             f"{missing} missing)" if items else "undefined [the run has 0 items]")
+    return [GateFailure(judge=reference, metric=REFERENCE_COVERAGE, measured=shown,
+                        allowed=f">= {t.min_reference_coverage}", run_dir=str(run_dir), frame=frame,
+                        profile=profile, role="reference judge")]
+
+
+def check_comparison(c: Comparison, t: Thresholds, *, run_dir: Path | str, profile: str,
+                     reference: bool = True) -> list[GateFailure]:
+    """Every threshold of ``t`` that comparison ``c`` misses (undefined values miss).
+
+    With ``reference`` (the default) the reference-coverage gate is checked too, as a failure of
+    the reference judge: ``c``'s agreement is only as complete as the reference's verdicts.
+    """
     ci_low = c.agreement_ci[0] if c.agreement_ci else None
     checks: Iterable[tuple[str, float | int | None, float | int | None, str, str]] = (
         # metric, measured, threshold, direction, extra context for the measured value
@@ -48,6 +80,7 @@ def check_comparison(c: Comparison, t: Thresholds, *, run_dir: Path | str,
         ("parse_failures", c.parse_failures, t.max_parse_failures, "<=", ""),
         ("errors", c.errors, t.max_errors, "<=", ""),
         ("agreement_ci_low", ci_low, t.min_agreement_ci_low, ">=", " (lower bound of the 95% interval)"),
+        ("missing", c.missing, t.max_missing, "<=", f" of {c.items} items without a verdict"),
     )
     failures = []
     for metric, measured, threshold, op, context in checks:
@@ -61,27 +94,41 @@ def check_comparison(c: Comparison, t: Thresholds, *, run_dir: Path | str,
             failures.append(GateFailure(judge=c.judge, metric=metric, measured=shown,
                                         allowed=f"{op} {threshold}", run_dir=str(run_dir),
                                         frame=c.frame, profile=profile))
+    if reference:
+        failures += check_reference_coverage(c.reference, c.items, c.reference_missing, t, run_dir=run_dir,
+                                             frame=c.frame, profile=profile)
     return failures
 
 
-def check_judge(metrics: RunMetrics, judge: str, profile: Profile, *,
-                run_dir: Path | str) -> list[GateFailure]:
-    """Gate one judge of a run with the profile's thresholds, in the profile's frame."""
+def check_reference(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateFailure]:
+    """The profile's reference-coverage gate on a run (one per profile, not per judge)."""
+    ref = metrics.reference_stats
+    return check_reference_coverage(metrics.reference, ref.items, ref.missing, profile.thresholds,
+                                    run_dir=run_dir, frame=profile.frame, profile=profile.name)
+
+
+def check_judge(metrics: RunMetrics, judge: str, profile: Profile, *, run_dir: Path | str,
+                reference: bool = True) -> list[GateFailure]:
+    """Gate one judge of a run with the profile's thresholds, in the profile's frame, including
+    (unless ``reference`` is false) the reference-coverage gate its agreement depends on."""
     if judge not in metrics.judges:
         raise JudgeEvalError(
             f"profile {profile.name!r} gates judge {judge!r}, but the run {run_dir} has no verdicts "
             f"by it; judges found: {', '.join(metrics.judges) or 'none'}. Fix `gated` in "
             f"[tool.judge_eval.profiles.{profile.name}] or the run")
     return check_comparison(metrics.judges[judge][profile.frame], profile.thresholds,
-                            run_dir=run_dir, profile=profile.name)
+                            run_dir=run_dir, profile=profile.name, reference=reference)
 
 
 def check_run(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateFailure]:
-    """Gate every judge the profile names in ``gated``; other judges are only reported."""
+    """Gate every judge the profile names in ``gated``; other judges are only reported. The
+    reference-coverage failure, if any, comes first and once."""
     if not profile.gated:
         raise JudgeEvalError(f"profile {profile.name!r} gates no judge; set gated = [\"NAME\"] in "
                              f"[tool.judge_eval.profiles.{profile.name}]")
-    return [f for judge in profile.gated for f in check_judge(metrics, judge, profile, run_dir=run_dir)]
+    judge_failures = [f for judge in profile.gated
+                      for f in check_judge(metrics, judge, profile, run_dir=run_dir, reference=False)]
+    return check_reference(metrics, profile, run_dir=run_dir) + judge_failures
 
 
 def pipeline_failures(run: Any, profile: Profile) -> list[str]:

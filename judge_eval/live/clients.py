@@ -19,6 +19,30 @@ REPLAY_KEY = "replay-without-a-key"
 LIVE_RETRIES = 5
 
 
+#: httpx mount patterns of loopback hosts: these are always reached directly.
+LOOPBACK_MOUNTS = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+
+
+def http_clients() -> tuple[Any, Any]:
+    """A (sync, async) pair of HTTP clients for the model SDKs: the openai SDK's defaults, which
+    honour HTTP(S)_PROXY/NO_PROXY for remote APIs, except that loopback hosts (our own servers:
+    llama.cpp while recording, the tests' fakes) are always reached directly. Without this, a proxy
+    setting with no NO_PROXY sends loopback traffic to the proxy."""
+    import httpx
+    import openai
+
+    sync_mounts = {pattern: httpx.HTTPTransport() for pattern in LOOPBACK_MOUNTS}
+    async_mounts = {pattern: httpx.AsyncHTTPTransport() for pattern in LOOPBACK_MOUNTS}
+    return openai.DefaultHttpxClient(mounts=sync_mounts), openai.DefaultAsyncHttpxClient(mounts=async_mounts)
+
+
+def _direct_if_loopback(spec: ModelSpec, http: Any) -> Any:
+    """The shared clients when given; for a loopback model without them, a pair of our own."""
+    from judge_eval.recording.netguard import is_loopback_url
+
+    return http if http is not None or not is_loopback_url(spec.base_url) else http_clients()
+
+
 def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
     if spec.api_key_env is None:
         return "no-key-needed" if spec.api == "openai-like" else None
@@ -54,6 +78,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
     if spec.grammar:
         extra["extra_body"] = {"grammar": spec.grammar}
     key = api_key(spec, replay=replay)
+    http = _direct_if_loopback(spec, http)
     if spec.api == "openai":
         from llama_index.llms.openai import OpenAI
 
@@ -88,6 +113,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
 def build_embeddings(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
     key = api_key(spec, replay=replay)
     retries = 0 if replay else LIVE_RETRIES
+    http = _direct_if_loopback(spec, http)
     if spec.api == "openai":
         from llama_index.embeddings.openai import OpenAIEmbedding
 

@@ -81,9 +81,9 @@ class Context:
         model client of the run: no TLS setup per model client, and closed by ``close`` on the
         run's loop instead of by the garbage collector after the loop is gone."""
         if self._http is None:
-            import openai
+            from judge_eval.live.clients import http_clients
 
-            self._http = (openai.DefaultHttpxClient(), openai.DefaultAsyncHttpxClient())
+            self._http = http_clients()  # loopback direct, remote APIs through any proxy setting
         return self._http
 
     def close(self) -> None:
@@ -118,14 +118,29 @@ class Context:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
         spec = self.spec(stage, split, name=name)
-        with cassette(spec, self.modes.get(stage, "none")) as cass:
-            self._cassette = cass
-            try:
-                result = fn(self.replay(stage))
-            finally:
-                self._cassette = None
+        mode = self.modes.get(stage, "none")
+        try:
+            with cassette(spec, mode, partial_dir=self.partial_dir) as cass:
+                self._cassette = cass
+                try:
+                    result = fn(self.replay(stage))
+                finally:
+                    self._cassette = None
+        except Exception as exc:
+            found = unreachable(exc) if mode != "none" else None
+            if found is None:
+                raise
+            host, reason = found
+            raise JudgeEvalError(f"recording stage {name or stage} ({split}) of profile {self.profile.name}: "
+                                 f"cannot reach {host} ({reason}); check the network or proxy") from exc
         self._observe(f"{name or stage}-{split}", cass)
         return result
+
+    @property
+    def partial_dir(self) -> Path:
+        """Where a stage's cassette is recorded until the stage succeeds; a failed recording's
+        calls stay there, and a resumed one (mode ``new_episodes``) continues from them."""
+        return self.run_dir / "partial-cassettes"
 
     def save_cassette(self) -> None:
         """While recording, write the cassette as it is now (after each finished item), so that
@@ -175,6 +190,76 @@ class Context:
                 return None
             total += tokens["prompt_tokens"] / 1e6 * price.prompt + tokens["completion_tokens"] / 1e6 * price.completion
         return round(total, 4)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return chain
+
+
+def _connect_errors() -> tuple[type, ...]:
+    """Exception types that mean a connection could not be made (requests, httpx, aiohttp)."""
+    kinds: list[type] = []
+    try:
+        import requests
+
+        kinds.append(requests.exceptions.ConnectionError)  # refused, DNS, proxy, TLS, connect timeout
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import httpx
+
+        kinds += [httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import aiohttp
+
+        kinds.append(aiohttp.ClientConnectorError)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+def _host_of(exc: BaseException) -> str | None:
+    from urllib.parse import urlsplit
+
+    if getattr(exc, "host", None):  # aiohttp
+        port = getattr(exc, "port", None)
+        return f"{exc.host}:{port}" if port not in (None, 80, 443) else str(exc.host)
+    try:
+        request = exc.request  # requests and httpx keep the request they could not send
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError when it has none
+        return None
+    url = getattr(request, "url", None)
+    if url is None:
+        return None
+    parts = urlsplit(str(url))
+    if not parts.hostname:
+        return None
+    return parts.netloc.rpartition("@")[2] if parts.port else parts.hostname
+
+
+def unreachable(exc: BaseException) -> tuple[str, str] | None:
+    """(host, short reason) when ``exc`` or what it was raised from is a failure to connect to
+    a host (no network, DNS, a refused connection, a proxy), else None. A server that answered,
+    even badly, is not unreachable."""
+    kinds = _connect_errors()
+    chain = _chain(exc)
+    for link in chain:
+        if isinstance(link, kinds):
+            host = _host_of(link) or next((h for h in map(_host_of, chain) if h), None)
+            if host is None:
+                continue
+            reason = next((line for line in str(chain[-1]).splitlines() if line.strip()), type(chain[-1]).__name__)
+            reason = reason if len(reason) <= 160 else reason[:157] + "..."
+            return host, reason
+    return None
 
 
 def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
@@ -322,7 +407,7 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
         import openai
 
         client = openai.OpenAI(api_key=api_key(cfg.student, replay=replay), base_url=cfg.student.base_url,
-                               max_retries=0 if replay else 5)
+                               max_retries=0 if replay else 5, http_client=ctx.http[0])
         d = cfg.distill
         return OpenAIDistiller(base_model=cfg.student.model, client=client, replay=replay, epochs=d.epochs,
                                first_wait=d.poll_first_wait, max_wait=d.poll_max_wait,

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from judge_eval.errors import FetchError
+from judge_eval.recording.netguard import urlopen
 
 STUDY_COMMIT = "6d495ce03f8457fa0b5dd23d4b0501808c12954b"
 STUDY_FOLDER = "docs/examples/finetuning/llm_judge/pairwise"
@@ -63,7 +64,7 @@ def fetch_study(dest: Path | str, *, base_url: str = STUDY_BASE_URL, timeout: fl
             url = f"{base_url.rstrip('/')}/{name}"
             target = staging / name
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+                with urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
                     shutil.copyfileobj(response, out)
             except (urllib.error.URLError, OSError) as exc:
                 raise FetchError(f"downloading {url} failed: {exc}. Check the network (or proxy) and "

@@ -17,6 +17,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from judge_eval.errors import JudgeEvalError
+from judge_eval.recording.netguard import urlopen
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def wait_ready(spec: ServerSpec, proc: subprocess.Popen, log: Path, timeout: flo
             raise JudgeEvalError(f"llama.cpp server {spec.name} exited with {proc.returncode} while starting; "
                                  f"its log is {log}:\n{log.read_text(errors='replace')[-2000:]}")
         try:
-            with urllib.request.urlopen(spec.base_url + "/models", timeout=2) as response:
+            with urlopen(spec.base_url + "/models", timeout=2) as response:
                 json.load(response)
                 return
         except (urllib.error.URLError, OSError, ValueError):

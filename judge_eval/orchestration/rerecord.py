@@ -69,6 +69,9 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
     started = time.monotonic()
     try:
         _record_with_servers(ctx, profile, run_dir, install, project_root, study_dir)
+    except BaseException:
+        _say_what_was_kept(ctx, profile, run_dir, stage)
+        raise
     finally:
         ctx.close()
     seconds = time.monotonic() - started
@@ -77,6 +80,22 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
     return {"profile": profile.name, "seconds": round(seconds, 1), "run_dir": str(run_dir),
             "cassettes": str(folder), "requests": {k: v["requests"] for k, v in ctx.observed.items()},
             "cassette_bytes": sizes, "counts": ctx.counts}
+
+
+def _say_what_was_kept(ctx: Context, profile: Profile, run_dir: Path, stage: str | None) -> None:
+    """After a failed recording: the failed stage's cassette is as it was; the calls it already
+    paid for are in the run directory, and this is the command that continues from them."""
+    import sys
+
+    partial = sorted(p.name for p in ctx.partial_dir.glob("*.yaml")) if ctx.partial_dir.is_dir() else []
+    if not partial:
+        return
+    again = f"judge-eval record --profile {profile.name}{f' --stage {stage}' if stage else ''} " \
+            f"--run-dir {run_dir} --resume"
+    print(f"[judge-eval] recording failed: the stages that finished have their new cassettes; every other "
+          f"cassette in {ctx.cassette_root / profile.name} is as it was. The calls already made are kept in "
+          f"{ctx.partial_dir} ({', '.join(partial)}); continue with: {again} (and any other option you gave)",
+          file=sys.stderr, flush=True)
 
 
 def _record_with_servers(ctx: Context, profile: Profile, run_dir: Path, install: bool, project_root: Path,

@@ -138,6 +138,35 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = _settings(config, pyproject)
     config.stash[REPORTS_KEY] = []
     config.stash[GATE_CACHE_KEY] = {}
+    if config.pluginmanager.hasplugin("xdist") and not _is_worker(config):
+        config.pluginmanager.register(_CollectWorkerReports(config), "judge_eval.xdist")
+
+
+# --------------------------------------------------------------------------- pytest -n N (xdist)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class _CollectWorkerReports:
+    """Under pytest-xdist every worker computes the tables of the runs its tests touched; the
+    controller gathers them (``workeroutput``), keeps each once, and is the only process that
+    prints the summary and writes the Markdown file."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        for raw in getattr(node, "workeroutput", {}).get("judge_eval_reports", []):
+            add_report(self.config, raw["title"], raw["text"], raw["markdown"])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if active(config) and _is_worker(config):
+        config.workeroutput["judge_eval_reports"] = [  # type: ignore[attr-defined]
+            {"title": r.title, "text": r.text, "markdown": r.markdown} for r in config.stash[REPORTS_KEY]]
 
 
 def active(config: pytest.Config) -> bool:
@@ -205,13 +234,19 @@ def run_dir_of(s: Settings, profile: Any) -> Path | None:
 
 
 def gate_cases(s: Settings) -> list[tuple[str, str, str]]:
-    """(profile, judge, threshold) for every profile that names a run directory."""
+    """(profile, judge, threshold) for every profile that names a run directory: one case per
+    gated judge and threshold set (the coverage gate ``max_missing`` is on by default), then one
+    per profile for ``min_reference_coverage`` (also on by default), named after the reference,
+    e.g. ``study:gpt_4:min_reference_coverage``."""
     cases = []
     for name, profile in sorted(s.profiles.items()):
         if run_dir_of(s, profile) is None or profile.data is None:
             continue
-        set_thresholds = [k for k, v in profile.thresholds.model_dump().items() if v is not None]
+        set_thresholds = [k for k, v in profile.thresholds.model_dump().items()
+                          if v is not None and k != "min_reference_coverage"]
         cases += [(name, judge, metric) for judge in profile.gated for metric in set_thresholds]
+        if profile.thresholds.min_reference_coverage is not None and profile.gated:
+            cases.append((name, profile.reference, "min_reference_coverage"))
     return cases
 
 
@@ -226,14 +261,19 @@ class JudgeGate:
 
     def check(self) -> None:
         from judge_eval.config.profiles import Thresholds
-        from judge_eval.gating.gates import check_judge
+        from judge_eval.gating.gates import check_judge, check_reference
 
         s = settings(self.config)
         profile = s.profiles[self.profile_name]
         run_dir, metrics = self._metrics(s, profile)
-        only = profile.model_copy(update={"thresholds": Thresholds(**{self.metric: getattr(profile.thresholds,
-                                                                                              self.metric)})})
-        failures = check_judge(metrics, self.judge, only, run_dir=run_dir)
+        # This one threshold alone: every other one (the default-on coverage gates too) unset.
+        alone = {name: None for name in Thresholds.model_fields}
+        alone[self.metric] = getattr(profile.thresholds, self.metric)
+        only = profile.model_copy(update={"thresholds": Thresholds(**alone)})
+        if self.metric == "min_reference_coverage":  # per profile: self.judge is the reference
+            failures = check_reference(metrics, only, run_dir=run_dir)
+        else:
+            failures = check_judge(metrics, self.judge, only, run_dir=run_dir, reference=False)
         if failures:
             pytest.fail("\n".join(f.message for f in failures), pytrace=False)
 
@@ -287,7 +327,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if not active(config):
         return
-    reports = config.stash.get(REPORTS_KEY, [])
+    if _is_worker(config):
+        return  # the controller prints and writes what the workers computed
+    # Sorted, so that the order does not depend on which worker finished first.
+    reports = sorted(config.stash.get(REPORTS_KEY, []), key=lambda r: r.title)
     for report in reports:
         terminalreporter.write_sep("=", f"judge_eval: {report.title}")
         terminalreporter.write(report.text)

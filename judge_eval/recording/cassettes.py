@@ -17,6 +17,21 @@ rules (DESIGN.md, "Cassettes"):
   the command that re-records it, and shows the closest recorded request with a short diff of
   what differs (for body-hash cassettes only that the hashes differ). Replay never retries and
   never sleeps.
+- A replayed response the client cannot parse (a body that is not JSON, ``{"choices": []}``)
+  is a ``CassetteError`` naming the cassette, the interaction's 0-based position in its
+  ``interactions`` list, the stage and the re-record command.
+- A duplicated interaction is a ``CassetteError`` when the cassette is loaded for replay:
+  two interactions with the same match key (method, path, query, canonical body) AND the same
+  recorded response (status, headers, body). The same request recorded twice with different
+  responses is legitimate (a replay returns them in order), and so are exact repeats where the
+  code asks the same thing again by design: status polls (``GET .../fine_tuning/jobs/...``,
+  ``GET .../batches/...``) and embedding lookups (``POST .../embeddings``: the answers stage
+  embeds each question once per answer model).
+- Recording never writes the cassette in place: it records into a working copy (in the run
+  directory's ``partial-cassettes/`` when the pipeline gives one, else ``<name>.yaml.partial``
+  beside it) and replaces the cassette with it only when the stage succeeds. A failed recording
+  leaves the cassette as it was and keeps the working copy when it holds a call (a resumed
+  recording, mode ``new_episodes``, continues from it), or deletes it when it holds none.
 - vcrpy's private API is used only in ``vcr_private`` (the indexed replay, the mid-recording
   save).
 """
@@ -25,7 +40,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +150,45 @@ def match_key(request: Any) -> tuple[str, str, str, str]:
     return request.method, parts.path, parts.query, body
 
 
-def _index_responses(cass: Any) -> None:
+#: Requests the code repeats by design, so an exact repeat (same request, same response) in a
+#: cassette is expected there: (method, path pattern).
+REPEATS_EXPECTED = ((re.compile(r"GET"), re.compile(r"/fine_tuning/jobs/[^/]+(/.*)?$")),  # job status polls
+                    (re.compile(r"GET"), re.compile(r"/batches/[^/]+(/.*)?$")),  # batch status polls
+                    (re.compile(r"POST"), re.compile(r"/embeddings$")))  # a query embedded per answer model
+
+
+def _repeats_expected(key: tuple[str, str, str, str]) -> bool:
+    return any(m.fullmatch(key[0]) and p.search(key[1]) for m, p in REPEATS_EXPECTED)
+
+
+def _check_duplicates(spec: CassetteSpec, path: Path, cass: Any,
+                      index: dict[tuple[str, str, str, str], list[int]]) -> None:
+    """A duplicated interaction (same match key and same recorded response, where the code does
+    not repeat requests by design) means the cassette was merged or edited: refuse it."""
+    for key, found in index.items():
+        if len(found) < 2 or _repeats_expected(key):
+            continue
+        first: dict[str, int] = {}
+        for n in found:
+            response = json.dumps(cass.data[n][1], sort_keys=True, default=repr)
+            if response in first:
+                raise CassetteError(
+                    f"replaying stage {spec.stage} ({spec.split}) of profile {spec.profile}: interactions "
+                    f"{first[response]} and {n} (0-based positions in the 'interactions' list) of {path} are "
+                    f"the same request ({key[0]} {key[1]}) with the same recorded response: a duplicated "
+                    f"interaction (the cassette was merged or edited by hand). Re-record it: "
+                    f"{spec.rerecord_command}")
+            first[response] = n
+
+
+def _index_responses(cass: Any, spec: CassetteSpec, path: Path) -> list[int]:
     """Replay in O(1) per request: vcrpy 9.4.2 scans every recorded interaction with every
     matcher for each request (quadratic in the cassette size: measured 12 ms per request at 100
     interactions, 212 ms at 3,000). In replay the recorded interactions never change, so an index
-    from the match key to their positions gives the same answers in the same order."""
+    from the match key to their positions gives the same answers in the same order.
+
+    Refuses a cassette with a duplicated interaction; returns the positions played back, in
+    order (see ``vcr_private.install_index``)."""
     index: dict[tuple[str, str, str, str], list[int]] = {}
     hashed: dict[tuple[str, str, str], list[int]] = {}
     for n, (stored, _) in enumerate(cass.data):
@@ -145,6 +196,7 @@ def _index_responses(cass: Any) -> None:
         index.setdefault(key, []).append(n)
         if key[3].startswith(HASH_PREFIX):
             hashed.setdefault(key[:3], []).append(n)
+    _check_duplicates(spec, path, cass, index)
 
     def positions(request: Any) -> list[int]:
         request = cass.filter_request(request)
@@ -156,7 +208,55 @@ def _index_responses(cass: Any) -> None:
             found = index.get(key[:3] + (body_digest(key[3]),))
         return found or []
 
-    vcr_private.install_index(cass, positions)
+    return vcr_private.install_index(cass, positions)
+
+
+# --------------------------------------------------------------------------- unreadable responses
+
+#: Exceptions a client raises on a response it cannot parse (a JSONDecodeError is a ValueError;
+#: ``{"choices": []}`` gives an IndexError; a text body where JSON was expected, an AttributeError).
+PARSE_FAILURES = (ValueError, LookupError, TypeError, AttributeError)
+PARSE_FAILURE_NAMES = frozenset({"APIResponseValidationError"})  # the openai SDK's, by name
+
+
+def _parse_failure(exc: BaseException) -> BaseException | None:
+    """The exception (``exc`` or one it was raised from) that says a client could not parse a
+    response, or None. Our own errors are never one: they already say what went wrong."""
+    seen = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen and not isinstance(cur, JudgeEvalError):
+        seen.add(id(cur))
+        if isinstance(cur, PARSE_FAILURES) or type(cur).__name__ in PARSE_FAILURE_NAMES:
+            return cur
+        cur = cur.__cause__
+    return None
+
+
+def _unreadable(response: Any) -> bool:
+    """A recorded response none of the pipeline's clients can use (every API it calls answers
+    JSON): a body that is not JSON, or a completion with no choice."""
+    try:
+        raw = response["body"]["string"]
+    except (KeyError, TypeError):
+        return True
+    text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw or "")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return True
+    return isinstance(data, dict) and "choices" in data and not (isinstance(data["choices"], list)
+                                                                 and data["choices"])
+
+
+def _culprit(cass: Any, served: list[int]) -> int:
+    """The position of the response a client failed on: the last one played back. With calls in
+    flight together another may have been played after it, so the most recent played response
+    that is plainly unreadable is preferred."""
+    if not _unreadable(cass.data[served[-1]][1]):
+        for n in reversed(served):
+            if _unreadable(cass.data[n][1]):
+                return n
+    return served[-1]
 
 
 def _match_body(r1, r2) -> None:
@@ -398,11 +498,12 @@ def describe_miss(miss: BaseException) -> list[str]:
     return lines
 
 
-def check_cassette_file(spec: CassetteSpec) -> None:
-    """Fail clearly on a corrupt or truncated cassette, or one of another profile/stage/split."""
+def check_cassette_file(spec: CassetteSpec, path: Path | None = None) -> None:
+    """Fail clearly on a corrupt or truncated cassette, or one of another profile/stage/split
+    (``path``: another file than ``spec.path`` holding it, e.g. a partial recording)."""
     import yaml
 
-    path = spec.path
+    path = path or spec.path
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on big cassettes
     try:
         data = yaml.load(path.read_text("utf-8"), Loader=loader)
@@ -422,13 +523,34 @@ def check_cassette_file(spec: CassetteSpec) -> None:
                             f"{spec.rerecord_command}")
 
 
+def partial_path(spec: CassetteSpec, partial_dir: Path | None = None) -> Path:
+    """Where a recording of ``spec`` is written until its stage succeeds."""
+    if partial_dir is None:
+        return spec.path.with_name(spec.path.name + ".partial")
+    return Path(partial_dir) / spec.path.name
+
+
+def _install(work: Path, path: Path) -> None:
+    """Replace ``path`` by ``work`` in one step (``work`` may be on another file system)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.copyfile(work, staged)
+    os.replace(staged, path)
+    work.unlink()
+
+
 @contextmanager
-def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
+def cassette(spec: CassetteSpec, mode: str, *, partial_dir: Path | None = None) -> Iterator[Any]:
     """Run the block inside ``spec``'s cassette in record mode ``mode``.
 
     ``none`` replays only (a missing cassette or request is an error); ``all`` re-records the
     cassette from scratch; ``once`` records a missing cassette and replays an existing one;
     ``new_episodes`` replays what exists and records what is new.
+
+    A recording goes to a working copy (``partial_path(spec, partial_dir)``), which replaces the
+    cassette only when the block succeeds. When it fails the cassette stays as it was; the working
+    copy is kept if it holds a call (mode ``new_episodes`` then continues from it instead of the
+    cassette: a resumed recording repeats no call it paid for) and deleted if it holds none.
     """
     import vcr
 
@@ -439,15 +561,21 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
         raise MissingRecordingError(
             f"no cassette {path} for stage {spec.stage} ({spec.split}) of profile {spec.profile}; "
             f"record it with: {spec.rerecord_command}")
-    if path.is_file() and mode != "all":
+    work = path
+    resumed = False  # the working copy holds calls of an earlier, failed recording
+    if mode == "none" or (mode == "once" and path.is_file()):
         check_cassette_file(spec)
-    backup = path.with_name(path.name + ".previous")
-    if mode == "all" and path.exists():
-        # A re-recording starts from nothing (no stale interactions); the old cassette is kept
-        # aside until the new one is complete. If the recording fails, both stay: the partial
-        # new one (every call it paid for, which `judge-eval record --resume` replays instead of
-        # repeating) and the old one beside it.
-        path.replace(backup)
+    else:
+        work = partial_path(spec, partial_dir)
+        work.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "new_episodes" and work.is_file():
+            check_cassette_file(spec, work)
+            resumed = True
+        else:
+            work.unlink(missing_ok=True)  # a stale working copy; mode all/once starts from nothing
+            if mode == "new_episodes" and path.is_file():
+                check_cassette_file(spec)
+                shutil.copyfile(path, work)  # extend a copy; the cassette itself stays untouched
     texts: dict[str, str] = {}  # body hash -> the text the model saw (recording only, in memory)
     recorder = vcr.VCR(
         record_mode=mode,
@@ -458,25 +586,39 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
     )
     recorder.register_matcher("judge_body", _match_body)
     cass = None
+    loaded = 0
+    served: list[int] = []
     try:
-        with recorder.use_cassette(str(path), before_save_interaction=(
+        with recorder.use_cassette(str(work), before_save_interaction=(
                 _mask_on_save(texts, spec.sensitive_text) if spec.body_hash else None)) as cass:
+            loaded = len(cass.data)
             cass.get_metadata("profile", spec.profile)
             cass.get_metadata("stage", spec.stage)
             cass.get_metadata("split", spec.split)
             if mode == "none":
-                _index_responses(cass)
+                served = _index_responses(cass, spec, path)
             elif mode == "all":
                 # Nothing is ever played back while re-recording, but vcrpy still scans every
                 # interaction recorded so far before each request (quadratic in the recording).
                 vcr_private.disable_playback_scan(cass)
             yield cass
     except BaseException as exc:
-        if backup.exists() and (cass is None or len(cass) == 0):
-            backup.replace(path)  # nothing new was recorded: put the old cassette back
+        if work != path and not resumed and (cass is None or len(cass.data) <= loaded):
+            work.unlink(missing_ok=True)  # no call was recorded: nothing worth keeping
         miss = _missing_cause(exc)
         if miss is None:
-            raise
+            failure = _parse_failure(exc) if mode == "none" and served else None
+            if failure is None:
+                raise
+            n = _culprit(cass, served)
+            first = (str(failure).splitlines() or [""])[0][:200]
+            # A body-hash cassette's responses may hold third-party text an error could quote.
+            what = type(failure).__name__ + ("" if spec.body_hash else f": {first}")
+            raise CassetteError(
+                f"replaying stage {spec.stage} ({spec.split}) of profile {spec.profile}: the client could "
+                f"not parse the response recorded as interaction {n} (0-based position in the "
+                f"'interactions' list) of {path} ({what}). The cassette is "
+                f"corrupt or was edited by hand; re-record it: {spec.rerecord_command}") from exc
         detail = str(miss).split("\n")[0]
         try:
             explained = "".join(f"\n{line}" for line in describe_miss(miss))
@@ -487,4 +629,5 @@ def cassette(spec: CassetteSpec, mode: str) -> Iterator[Any]:
             f"recording in {path} ({detail}). The code or a prompt changed since the recording; "
             f"re-record with: {spec.rerecord_command}{explained}") from exc
     else:
-        backup.unlink(missing_ok=True)
+        if work != path and work.is_file():
+            _install(work, path)

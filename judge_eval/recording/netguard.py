@@ -82,6 +82,24 @@ def _uninstall() -> None:
     socket.getaddrinfo = _saved.pop("getaddrinfo")
 
 
+def is_loopback_url(url: str | None) -> bool:
+    """Whether ``url`` names a loopback host (our own servers: tests, llama.cpp while recording)."""
+    from urllib.parse import urlsplit
+
+    return bool(url) and is_loopback(urlsplit(url).hostname or "")
+
+
+def urlopen(url: str, *, timeout: float) -> Any:
+    """``urllib.request.urlopen``, except that a loopback URL never goes through a proxy from the
+    environment (HTTP_PROXY/HTTPS_PROXY without NO_PROXY would send our own servers' traffic
+    there); remote URLs keep honouring the proxy settings."""
+    import urllib.request
+
+    if is_loopback_url(url):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=timeout)
+    return urllib.request.urlopen(url, timeout=timeout)
+
+
 def active() -> bool:
     return _depth > 0
 

@@ -13,6 +13,9 @@ vcrpy 9.4.2 has no public way to do three things we need:
   (replay only: the recorded interactions never change), and ``disable_playback_scan``
   replaces it with an empty generator while re-recording (mode ``all`` never plays back, but
   ``can_play_response_for`` tests ``request in cassette`` before it looks at the record mode).
+  ``install_index`` also wraps the public ``play_response`` on the instance to note which
+  position each played response came from (vcrpy returns only the response): a response the
+  client then cannot parse is reported with its place in the cassette file.
 - ``Cassette._save(force=True)``: the cassette's own save routine (scrub hooks, metadata, the
   mode ``all`` rules). vcrpy saves only when the ``use_cassette`` block exits; ``save_now``
   writes the cassette mid-recording, so an interrupted recording keeps every call it paid for.
@@ -23,6 +26,7 @@ which; fix this module (and only this module) then.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterable, Iterator
 
 from judge_eval.errors import JudgeEvalError
@@ -43,20 +47,40 @@ def _require(cass: Any, name: str) -> None:
             "update vcr_private.py for this vcrpy or install the pinned one")
 
 
-def install_index(cass: Any, positions: Callable[[Any], Iterable[int]]) -> None:
+def install_index(cass: Any, positions: Callable[[Any], Iterable[int]]) -> list[int]:
     """Make ``cass`` find a request's recorded responses through ``positions(request)`` (the
     positions in ``cass.data`` that match it, in recording order) instead of scanning them all.
 
     ``positions`` gets the request as the HTTP stub built it (not yet filtered: apply
-    ``cass.filter_request`` as vcrpy's own scan does); it may return nothing."""
+    ``cass.filter_request`` as vcrpy's own scan does); it may return nothing.
+
+    Returns the list of positions played back, in the order they were played (it grows as the
+    cassette replays). ``play_response`` takes the first position ``_responses`` yields that has
+    not been played yet and stops there, so the last position the generator yielded during a
+    ``play_response`` call (per thread) is the one it played."""
     _require(cass, "_responses")
+    _require(cass, "play_response")
     data = cass.data
+    served: list[int] = []
+    current = threading.local()
 
     def responses(request: Any) -> Iterator[tuple[int, Any]]:
         for n in positions(request):
+            current.position = n
             yield n, data[n][1]
 
+    play = cass.play_response
+
+    def play_response(request: Any) -> Any:
+        current.position = None
+        response = play(request)  # raises when nothing is left to play: nothing was served
+        if current.position is not None:
+            served.append(current.position)
+        return response
+
     cass._responses = responses  # an instance attribute shadows the method
+    cass.play_response = play_response
+    return served
 
 
 def disable_playback_scan(cass: Any) -> None:

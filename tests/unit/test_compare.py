@@ -128,3 +128,86 @@ def test_the_agreement_change_interval_is_a_paired_bootstrap(study_dir: Path, tm
     assert ft.deltas["agreement_rate"] == pytest.approx(-10 / 47, rel=1e-12)
     # Unchanged verdicts: a paired resample of identical vectors moves nothing.
     assert other.agreement_delta_ci == (0.0, 0.0) and other.deltas["agreement_rate"] == 0.0
+
+
+# ------------------------------------------------------------------ judges present in one run only
+
+
+def copy_with(study_dir: Path, out: Path, change) -> Path:
+    """A copy of the study's test file in ``out``, each verdict passed through ``change(item,
+    verdict)``, which returns the verdict to keep (possibly renamed) or None to drop it."""
+    import dataclasses
+
+    from judge_eval.core.store import read_run, write_qa
+
+    items = []
+    for item in read_run(study_dir, require=("test",)).test:
+        kept = tuple(v2 for v in item.evaluations if (v2 := change(item, v)) is not None)
+        items.append(dataclasses.replace(item, evaluations=kept))
+    out.mkdir()
+    write_qa(out / "test_qa_complete.jsonl", items)
+    return out
+
+
+def rename(old: str, new: str):
+    import dataclasses
+
+    return lambda item, v: dataclasses.replace(v, llm=new) if v.llm == old else v
+
+
+@pytest.mark.parametrize("how", ["removed", "renamed"])
+@pytest.mark.parametrize("side", ["old", "new"])
+def test_a_gated_judge_absent_from_a_run_exits_2_naming_judge_and_run(study_dir: Path, tmp_path: Path, capsys,
+                                                                      how: str, side: str) -> None:
+    change = rename("ft_gpt_3p5", "ft_gpt_3p5_v2") if how == "renamed" else \
+        (lambda item, v: None if v.llm == "ft_gpt_3p5" else v)
+    lacking = copy_with(study_dir, tmp_path / "lacking", change)
+    old, new = (lacking, study_dir) if side == "old" else (study_dir, lacking)
+    assert main(["compare", str(old), str(new), "--config", str(ROOT / "pyproject.toml")]) == 2
+    captured = capsys.readouterr()
+    assert "OK" not in captured.out
+    assert f"judge-eval: error: gated judge 'ft_gpt_3p5' has no verdict in run {lacking} " in captured.err
+
+
+def test_a_gated_judge_absent_from_both_runs_names_both(study_dir: Path, tmp_path: Path) -> None:
+    from judge_eval.gating.compare import compare_runs, load_items
+
+    items = load_items(study_dir)
+    with pytest.raises(JudgeEvalError, match="gated judge 'ghost' has no verdict in run OLD nor in run NEW"):
+        compare_runs(items, items, gated=("ghost",))
+
+
+def test_a_renamed_judge_that_is_not_gated_is_reported_removed_and_added(study_dir: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    new = copy_with(study_dir, tmp_path / "new", rename("gpt_3p5", "gpt_3p5_v2"))
+    args = ["compare", str(study_dir), str(new), "--config", str(ROOT / "pyproject.toml")]
+    assert main(args) == 0  # only reported: gpt_3p5 is not gated
+    out = capsys.readouterr().out
+    assert f"removed: judge(s) with verdicts in {study_dir} only, not compared: gpt_3p5\n" in out
+    assert f"added: judge(s) with verdicts in {new} only, not compared: gpt_3p5_v2\n" in out
+    assert main([*args, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["removed"], data["added"]) == (["gpt_3p5"], ["gpt_3p5_v2"])
+    assert [j["judge"] for j in data["judges"]] == ["ft_gpt_3p5"]
+
+
+def test_verdicts_removed_in_the_new_run_fail_the_comparison_on_missing(study_dir: Path, tmp_path: Path,
+                                                                        capsys) -> None:
+    """ft_gpt_3p5's verdict removed on three items it was inconclusive on (source "neither", read
+    from the raw file): no item loses agreement, yet a gate that passed now fails."""
+    from judge_eval.core.items import item_id
+
+    neither = []
+    for line in (study_dir / "test_qa_complete.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if len(neither) < 3 and any(e["llm"] == "ft_gpt_3p5" and e["source"] == "neither" for e in row["evaluations"]):
+            neither.append(item_id("test", row["question"]))
+    assert len(neither) == 3
+    new = copy_with(study_dir, tmp_path / "new", lambda item, v: None if v.llm == "ft_gpt_3p5" and item.id in neither else v)
+    assert main(["compare", str(study_dir), str(new), "--config", str(ROOT / "pyproject.toml"), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    ft = next(j for j in data["judges"] if j["judge"] == "ft_gpt_3p5")
+    assert (ft["lost_agreement"], ft["gained_agreement"]) == (0, 0)
+    assert ft["new_gate_failures"] == ["missing"] and data["fails"]
+    assert sorted(c["id"] for c in ft["changed"]) == sorted(neither)
+    assert all(c["new"] == "missing" for c in ft["changed"])

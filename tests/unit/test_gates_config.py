@@ -90,3 +90,25 @@ def test_a_gated_judge_missing_from_the_run_is_a_clear_error(tmp_path: Path) -> 
     metrics = run_metrics(items([(1.0, 1.0)]), "ref")
     with pytest.raises(JudgeEvalError, match="gates judge 'ghost', but the run R has no verdicts by it"):
         check_run(metrics, profile, run_dir="R")
+
+
+def test_missing_verdicts_fail_the_default_coverage_gates() -> None:
+    """Four items, by hand: cand has no verdict on item 3, ref none on item 2; both agree on 0, 1."""
+    scores = [(1.0, 1.0), (0.0, 0.0), (None, 1.0), (1.0, None)]
+    its = [QAItem(id=item_id("test", str(n)), split="test", question=str(n),
+                  answers=(Answer("a", "1"), Answer("b", "22")), source="",
+                  evaluations=tuple(Verdict(name, s, "", "original")
+                                    for name, s in (("ref", r), ("cand", c)) if s is not None))
+           for n, (r, c) in enumerate(scores)]
+    c = compare(its, "cand", "ref")
+    assert (c.agreements, c.total) == (2, 2)  # the agreement alone would pass any threshold
+    failures = check_comparison(c, Thresholds(min_agreement=0.85), run_dir="R", profile="p")
+    assert [(f.judge, f.metric) for f in failures] == [("cand", "missing"), ("ref", "reference_coverage")]
+    assert failures[0].message == ("gate failed: judge 'cand', missing: measured 1 of 4 items without a verdict, "
+                                   "allowed <= 0 (run R, corrected frame, profile p)")
+    assert failures[1].message == ("gate failed: reference judge 'ref', reference_coverage: measured 0.7500 "
+                                   "(3 of 4 items have a verdict by the reference; 1 missing), allowed >= 1.0 "
+                                   "(run R, corrected frame, profile p)")
+    # lowered on purpose (sparse labels): both pass
+    assert check_comparison(c, Thresholds(max_missing=1, min_reference_coverage=0.75), run_dir="R",
+                            profile="p") == []

@@ -27,8 +27,18 @@ FAKE_KEYS = {"OPENAI_API_KEY": "sk-" + "fake-openai-0123456789abcdefghijklmnopqr
 def fake(monkeypatch):
     import wikipedia.wikipedia as wiki
 
+    import huggingface_hub.constants as hf_constants
+
     state, server = fake_apis.start()
     monkeypatch.setattr(wiki, "API_URL", f"{state.base_url}/w/api.php")
+    # The session runs with HF_HUB_OFFLINE=1 (fixtures/network.py), under which huggingface_hub
+    # refuses every request, also to this loopback fake of the Inference API; these tests are its
+    # only users, so they turn it back on for themselves (the session's network guard still
+    # blocks everything that is not loopback).
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    # ...and point the Hub at the fake too: a client build asks {ENDPOINT}/api/agent-harnesses,
+    # which behind a proxy setting would otherwise go to the proxy (tests/unit/test_proxies.py).
+    monkeypatch.setattr(hf_constants, "ENDPOINT", state.base_url)
     for k, v in FAKE_KEYS.items():
         monkeypatch.setenv(k, v)
     yield state

@@ -10,10 +10,15 @@ import zlib
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 from judge_eval.cli import main
+from judge_eval.core.items import Answer, QAItem, Verdict, item_id
 from judge_eval.core.metrics import run_metrics
-from judge_eval.reporting.plot import confusion, plot_run
+from judge_eval.errors import JudgeEvalError
+from judge_eval.reporting.plot import (
+    MATRICES_PER_ROW, MAX_MATRICES, MAX_WIDTH_IN, build_figure, confusion, plot_run,
+)
 from judge_eval.core.store import Run
 
 
@@ -86,3 +91,59 @@ def test_plot_run_in_a_process_with_another_backend(study_dir: Path, tmp_path: P
     assert done.stdout.split() == ["svg", "svg", "False"]
     width, height = png_size(out.read_bytes())
     assert width > 500 and height > 200 and out.stat().st_size > 10_000
+
+
+def synthetic_items(judges: int, n: int = 12) -> list[QAItem]:
+    """``n`` test items judged by the reference gpt_4 and ``judges`` others named judge_00, ..."""
+    items = []
+    for i in range(n):
+        verdicts = [Verdict("gpt_4", (i % 3) / 2, "t", "original")]
+        verdicts += [Verdict(f"judge_{k:02d}", ((i + k) % 3) / 2, "t", "original") for k in range(judges)]
+        items.append(QAItem(id=item_id("test", f"q{i}"), split="test", question=f"q{i}",
+                            answers=(Answer("a", "x"), Answer("b", "y")), source="s",
+                            evaluations=tuple(verdicts)))
+    return items
+
+
+def matrix_axes(fig) -> list:
+    return [ax for ax in fig.axes if ax.get_title().endswith("(corrected frame)")]
+
+
+def test_only_the_reference_judge_is_an_error_not_empty_axes(tmp_path: Path) -> None:
+    items = synthetic_items(0)
+    out = tmp_path / "plot.png"
+    with pytest.raises(JudgeEvalError) as info:
+        plot_run(run_metrics(items, resamples=10), items, out, source="runs/only-ref")
+    message = str(info.value)
+    assert message.startswith("runs/only-ref: no judge besides the reference 'gpt_4'")
+    assert "How to fix" in message
+    assert not out.exists()
+
+
+def test_many_judges_are_laid_out_in_rows_with_a_bounded_width(tmp_path: Path) -> None:
+    items = synthetic_items(40)
+    metrics = run_metrics(items, resamples=10)
+    fig = build_figure(metrics, items)
+    assert fig.get_figwidth() <= MAX_WIDTH_IN
+    shown = matrix_axes(fig)
+    assert [ax.get_xlabel() for ax in shown] == [f"judge_{k:02d}" for k in range(MAX_MATRICES)]
+    columns = {round(ax.get_position().x0, 3) for ax in shown}
+    rows = {round(ax.get_position().y0, 3) for ax in shown}
+    assert len(columns) == MATRICES_PER_ROW and len(rows) == MAX_MATRICES // MATRICES_PER_ROW
+    (note,) = [t.get_text() for t in fig.texts]
+    assert f"first {MAX_MATRICES} of 40 judges" in note
+    assert all(f"judge_{k:02d}" in note for k in range(MAX_MATRICES, 40))
+    assert "judge_11" not in note
+    # Every judge still has its bar.
+    bars = [ax for ax in fig.axes if ax not in shown]
+    assert len(bars) == 1 and len(bars[0].get_xticklabels()) == 40
+    width, height = png_size(plot_run(metrics, items, tmp_path / "many.png").read_bytes())
+    assert width <= MAX_WIDTH_IN * 110 + 50 and height <= 2000, (width, height)
+
+
+def test_a_few_judges_fill_rows_of_four_and_nothing_is_left_out() -> None:
+    items = synthetic_items(5)
+    fig = build_figure(run_metrics(items, resamples=10), items)
+    shown = matrix_axes(fig)
+    assert len(shown) == 5 and fig.texts == []
+    assert len({round(ax.get_position().y0, 3) for ax in shown}) == 2

@@ -55,12 +55,18 @@ def test_a_foreign_project_runs_its_gates_from_a_one_line_test(pytester: pytest.
     write_run(pytester.path / "runs" / "candidate")
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-v", "-p", "no:cacheprovider", "-p", "no:randomly")
-    result.assert_outcomes(passed=2, failed=2)
+    # The two thresholds set, plus the coverage gates that are on by default: max_missing per gated
+    # judge, min_reference_coverage once per profile (named after the reference). Every judge has a
+    # verdict on all 10 items (bad's error on item 9 is a verdict, gated by max_errors).
+    result.assert_outcomes(passed=5, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gates?release:good:min_agreement? PASSED*",
         "*test_gates?release:good:max_errors? PASSED*",
+        "*test_gates?release:good:max_missing? PASSED*",
         "*test_gates?release:bad:min_agreement? FAILED*",
         "*test_gates?release:bad:max_errors? FAILED*",
+        "*test_gates?release:bad:max_missing? PASSED*",
+        "*test_gates?release:teacher:min_reference_coverage? PASSED*",
     ])
     # 5 of 9 conclusive pairs agree (item 9 is an error): 0.5556, by hand
     result.stdout.fnmatch_lines([
@@ -76,7 +82,7 @@ def test_a_foreign_project_with_the_run_missing_skips_naming_the_key(pytester: p
     pytester.makepyprojecttoml(FOREIGN)
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(skipped=4)
+    result.assert_outcomes(skipped=7)  # 2 judges x (2 thresholds + max_missing) + the reference's coverage
     result.stdout.fnmatch_lines(["*profile release: no run at *runs/candidate (test_qa_complete.jsonl missing); "
                                  "set `data` of ?tool.judge_eval.profiles.release?"])
 
@@ -111,7 +117,7 @@ def test_study_dir_with_a_space_before_the_path(pytester: pytest.Pytester, study
                                'data = "nowhere"\n[tool.judge_eval.profiles.study.thresholds]\nmin_agreement = 0.85\n')
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-p", "no:cacheprovider", "--study-dir", str(study_dir))
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)  # min_agreement, and the default max_missing and min_reference_coverage
     result.stdout.fnmatch_lines([f"*study data {study_dir} (from --study-dir)*", f"rootdir: {pytester.path}",
                                  "configfile: pyproject.toml"])
 
@@ -123,3 +129,24 @@ def test_an_unsupported_record_mode_is_a_usage_error(pytester: pytest.Pytester) 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--record-mode=rewrite: judge_eval's cassettes support none, once, new_episodes, "
                                  "all*"])
+
+
+def test_parallel_runs_report_every_table_once(pytester: pytest.Pytester) -> None:
+    """pytest -n 2: the workers compute the tables, the controller prints and writes each once."""
+    profiles = ""
+    for name in ("alpha", "beta", "gamma"):
+        profiles += (f'[tool.judge_eval.profiles.{name}]\nreference = "teacher"\ngated = ["good"]\n'
+                     f'data = "runs/{name}"\n[tool.judge_eval.profiles.{name}.thresholds]\nmin_agreement = 0.8\n\n')
+        write_run(pytester.path / "runs" / name)
+    pytester.makepyprojecttoml(profiles)
+    pytester.makepyfile(test_release=GATE_TEST)
+    target = pytester.path / "summary.md"
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", f"--judge-report-md={target}")
+    # per profile: min_agreement, max_missing (good) and min_reference_coverage: 9 gates, all pass
+    result.assert_outcomes(passed=9)
+    out = result.stdout.str()
+    markdown = target.read_text()
+    for name in ("alpha", "beta", "gamma"):
+        assert out.count(f"judge_eval: {name} run ") == 1, out
+        assert markdown.count(f"### judge_eval: profile {name};") == 1, markdown
+    assert out.count("Markdown report written to") == 1

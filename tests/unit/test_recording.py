@@ -133,22 +133,73 @@ def test_multipart_bodies_match_on_their_parts_not_the_boundary() -> None:
     assert a == b != c and a.startswith("multipart:")
 
 
-def test_a_failed_re_recording_keeps_both_the_partial_and_the_previous_cassette(tmp_path: Path, server) -> None:
+def test_a_failed_re_recording_leaves_the_cassette_as_it_was_and_keeps_its_calls_for_resume(
+        tmp_path: Path, server) -> None:
+    s = spec(tmp_path)
+    partial_dir = tmp_path / "run" / "partial-cassettes"
+    with cassette(s, "all", partial_dir=partial_dir):
+        call(server.base_url, {"model": "m", "messages": []})
+    before = s.path.read_bytes()
+    assert not partial_dir.exists() or not any(partial_dir.iterdir())  # installed, nothing left behind
+    with pytest.raises(RuntimeError, match="server went away"):
+        with cassette(s, "all", partial_dir=partial_dir) as cass:
+            call(server.base_url, {"model": "m2", "messages": []})
+            assert Path(cass.path) == partial_dir / s.path.name  # recorded into the run directory
+            raise RuntimeError("server went away")
+    assert s.path.read_bytes() == before  # the committed cassette is untouched
+    assert sorted(p.name for p in s.path.parent.iterdir()) == [s.path.name]  # no .previous, no partial
+    partial = partial_dir / s.path.name
+    assert '"m2"' in partial.read_text()  # the call it paid for is kept in the run directory
+    assert len(server.requests) == 2
+
+    # --resume (mode new_episodes) continues from the partial cassette: the call already made is
+    # replayed, the new one recorded, and the cassette is replaced only once the stage succeeds.
+    with cassette(s, "new_episodes", partial_dir=partial_dir):
+        call(server.base_url, {"model": "m2", "messages": []})
+        call(server.base_url, {"model": "m3", "messages": []})
+    assert len(server.requests) == 3
+    data = yaml.safe_load(s.path.read_text())
+    assert [json.loads(i["request"]["body"])["model"] for i in data["interactions"]] == ["m2", "m3"]
+    assert not partial.exists()
+    with cassette(s, "none"):
+        call(server.base_url, {"model": "m3", "messages": []})
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("mode", ["all", "once", "new_episodes"])
+def test_a_recording_that_fails_before_its_first_call_leaves_no_cassette(tmp_path: Path, mode: str) -> None:
+    s = spec(tmp_path)
+    partial_dir = tmp_path / "run" / "partial-cassettes"
+    with pytest.raises(RuntimeError, match="no call"), cassette(s, mode, partial_dir=partial_dir):
+        raise RuntimeError("no call")
+    assert not s.path.parent.exists() or not any(s.path.parent.iterdir())
+    assert not any(partial_dir.iterdir())
+    # so a replay says "no cassette" (and the plugin skips the profile), not "a request has no recording"
+    with pytest.raises(MissingRecordingError, match="no cassette"), cassette(s, "none"):
+        pass
+
+
+def test_a_failed_recording_without_a_run_directory_keeps_its_calls_beside_the_cassette(
+        tmp_path: Path, server) -> None:
+    s = spec(tmp_path)
+    with pytest.raises(RuntimeError), cassette(s, "all"):
+        call(server.base_url, {"model": "m", "messages": []})
+        raise RuntimeError("interrupted")
+    assert not s.path.exists()
+    assert '"m"' in s.path.with_name(s.path.name + ".partial").read_text()
+
+
+def test_a_failure_before_the_first_call_of_a_re_recording_keeps_the_cassette(tmp_path: Path, server) -> None:
     s = spec(tmp_path)
     with cassette(s, "all"):
         call(server.base_url, {"model": "m", "messages": []})
     before = s.path.read_bytes()
-    with pytest.raises(RuntimeError, match="server went away"), cassette(s, "all"):
-        call(server.base_url, {"model": "m2", "messages": []})
-        raise RuntimeError("server went away")
-    previous = s.path.with_name(s.path.name + ".previous")
-    assert previous.read_bytes() == before
-    assert '"m2"' in s.path.read_text()  # the call it paid for is kept
-    # A failure before anything was recorded puts the old cassette back.
-    previous.replace(s.path)
-    with pytest.raises(RuntimeError, match="no call"), cassette(s, "all"):
-        raise RuntimeError("no call")
-    assert s.path.read_bytes() == before and not previous.exists()
+    for mode in ("all", "new_episodes"):
+        with pytest.raises(RuntimeError, match="no call"), cassette(s, mode, partial_dir=tmp_path / "run"):
+            raise RuntimeError("no call")
+        assert s.path.read_bytes() == before
+        assert sorted(p.name for p in s.path.parent.iterdir()) == [s.path.name]
+        assert not any((tmp_path / "run").iterdir())
 
 
 def test_echoed_request_text_is_masked_but_parses_the_same() -> None:

@@ -177,10 +177,48 @@ def test_re_recording_never_scans_and_save_now_writes_mid_recording(tmp_path: Pa
     with cassette(s, "all") as cass:
         httpx.post(f"{base}/v1/a", json={"k": 1})
         vcr_private.save_now(cass)
-        saved = yaml.safe_load(s.path.read_text())
+        # A recording is written to a working copy; it replaces the cassette when the block ends.
+        saved = yaml.safe_load(Path(cass.path).read_text())
         httpx.post(f"{base}/v1/b", json={"k": 2})
     assert [i["request"]["uri"].rsplit("/", 1)[1] for i in saved["interactions"]] == ["a"]
     assert saved["metadata"] == {"profile": "local", "stage": "teacher", "split": "test"}
     assert len(yaml.safe_load(s.path.read_text())["interactions"]) == 2 and len(seen) == 2
     with cassette(s, "none") as cass, pytest.raises(ValueError, match="record mode 'all'"):
         vcr_private.disable_playback_scan(cass)
+
+
+def test_the_stubs_play_back_through_the_cassettes_play_response() -> None:
+    """install_index wraps ``play_response`` on the instance to note the position it played;
+    that only works while every HTTP stub plays back through ``cassette.play_response``."""
+    import vcr.stubs
+    import vcr.stubs.aiohttp_stubs
+    import vcr.stubs.httpx_stubs
+    from vcr.cassette import Cassette
+
+    assert list(inspect.signature(Cassette.play_response).parameters) == ["self", "request"], (
+        f"Cassette.play_response no longer takes (self, request); {FIX}")
+    source = inspect.getsource(Cassette.play_response)
+    assert "self._responses(" in source and "return response" in source, (
+        f"Cassette.play_response no longer returns the first unplayed response of self._responses; {FIX}")
+    for module in (vcr.stubs, vcr.stubs.httpx_stubs, vcr.stubs.aiohttp_stubs):
+        assert "cassette.play_response(" in inspect.getsource(module), (
+            f"{module.__name__} no longer plays back through cassette.play_response; {FIX}")
+
+
+def test_the_index_reports_the_positions_it_played_in_order(tmp_path: Path, counter) -> None:
+    base, seen = counter
+    with cassette(spec(tmp_path), "all"):
+        for path in ("a", "b", "a", "c"):
+            httpx.post(f"{base}/v1/{path}", json={"k": path})
+    import vcr
+
+    with vcr.VCR(record_mode="none").use_cassette(str(spec(tmp_path).path)) as cass:
+        from judge_eval.recording.cassettes import match_key
+
+        index: dict = {}
+        for n, (stored, _) in enumerate(cass.data):
+            index.setdefault(match_key(stored), []).append(n)
+        served = vcr_private.install_index(cass, lambda r: index.get(match_key(cass.filter_request(r)), []))
+        for path in ("c", "a", "a", "b"):
+            httpx.post(f"http://127.0.0.1:9/v1/{path}", json={"k": path})
+    assert served == [3, 0, 2, 1] and len(seen) == 4
