@@ -3,15 +3,19 @@
     python benchmarks/bench.py            # everything (about 4 minutes on 2 cores)
     python benchmarks/bench.py judging    # or: imports, replay, release
     python benchmarks/bench.py release --against=COMMIT   # release time, this tree vs COMMIT
+    python benchmarks/bench.py scale [SIZES...]           # report/gate/compare at 10k, 100k, 1M items
 
 judging  The real judging stage (PairwiseComparisonEvaluator, the project's parser, RetryingLLM,
-         the openai-like client) on 64 pairs against a loopback OpenAI-compatible server that
-         answers every call after 200 ms: sequential vs concurrency 8 and 16.
+         the openai-like client) on 64 pairs against a loopback OpenAI-compatible server in its
+         own process (benchmarks/latency_server.py, listen backlog 128) that answers every call
+         after 200 ms: sequential vs concurrency 8, 16, 32 and 64.
 imports  `import judge_eval` and `pytest --collect-only`, each in a fresh interpreter: wall time,
          and whether torch or llama_index.finetuning got loaded.
 replay   Time per replayed request from cassettes of 100, 1,000 and 5,000 recorded interactions,
          with judge_eval's indexed replay and with vcrpy's own scan (the latter sampled on 50
          requests at the larger sizes: a full scan replay of 5,000 takes tens of minutes).
+scale    `report`, `gate` and `compare` on synthetic runs of 10k, 100k and 1M items against a
+         floor (benchmarks/scale.py; not part of the default set: about 10 minutes)
 release  `pytest -m release` three times, as pytest reports its own time; with --against=COMMIT
          the runs of this tree and of COMMIT (in a temporary git worktree) interleave.
 """
@@ -34,35 +38,51 @@ LATENCY = 0.2
 PAIRS = 64
 
 
+CONCURRENCY = (1, 8, 16, 32, 64)
+
+
 def bench_judging() -> dict:
+    import httpx
+
     from judge_eval.live.clients import build_llm
     from judge_eval.live.judging import judge_items
     from judge_eval.config.pipeline_spec import ModelSpec
     from judge_eval.core.items import Answer, QAItem, item_id
-    from tests.loopback import Loopback, start
 
-    def slow(path: str, body: dict):
-        time.sleep(LATENCY)
-        return None  # the server's default answer (a verdict) after the delay
+    # The server runs in its own process (its threads do not share this process's GIL with the
+    # client), with a listen backlog above the highest concurrency (socketserver's default, 5,
+    # made connections beyond it wait for the accept loop).
+    backlog = 2 * max(CONCURRENCY)
+    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "latency_server.py"),
+                               str(LATENCY), str(backlog)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT)
+    try:
+        base_url = server.stdout.readline().strip()
 
-    lb, server = start(Loopback(base_url="", hook=slow))
-    items = [QAItem(id=item_id("test", f"q{i}"), split="test", question=f"question {i}?",
-                    answers=(Answer("m1", f"answer one {i}"), Answer("m2", f"answer two {i}")), source="context")
-             for i in range(PAIRS)]
-    spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=lb.base_url, timeout=30)
-    times = {}
-    for concurrency in (1, 8, 16):
-        lb.requests.clear()
-        start_t = time.perf_counter()
-        asyncio.run(judge_items(items, build_llm(spec, replay=False), "teacher", concurrency=concurrency))
-        times[concurrency] = time.perf_counter() - start_t
-        assert len(lb.requests) == 2 * PAIRS
-    server.shutdown()
-    out = {"pairs": PAIRS, "latency_s": LATENCY, "seconds": {k: round(v, 2) for k, v in times.items()}}
-    for c in (8, 16):
+        def answered() -> int:
+            return httpx.post(f"{base_url}/count", json={}).json()["count"]
+
+        items = [QAItem(id=item_id("test", f"q{i}"), split="test", question=f"question {i}?",
+                        answers=(Answer("m1", f"answer one {i}"), Answer("m2", f"answer two {i}")), source="context")
+                 for i in range(PAIRS)]
+        spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=base_url, timeout=30)
+        times = {}
+        for concurrency in CONCURRENCY:
+            before = answered()
+            start_t = time.perf_counter()
+            asyncio.run(judge_items(items, build_llm(spec, replay=False), "teacher", concurrency=concurrency))
+            times[concurrency] = time.perf_counter() - start_t
+            assert answered() - before == 2 * PAIRS
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
+    out = {"pairs": PAIRS, "latency_s": LATENCY, "server": f"own process, listen backlog {backlog}",
+           "seconds": {k: round(v, 2) for k, v in times.items()}}
+    for c in CONCURRENCY[1:]:
         speedup = times[1] / times[c]
+        ideal = min(c, PAIRS)
         out[f"speedup_{c}"] = round(speedup, 2)
-        out[f"share_of_ideal_{c}"] = round(speedup / c, 3)
+        out[f"share_of_ideal_{c}"] = round(speedup / ideal, 3)
     return out
 
 
@@ -157,6 +177,12 @@ def bench_release(runs: int = 3, commits: tuple[str, ...] = ()) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["scale"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scale import main as scale_main
+
+        scale_main(argv[1:])
+        return
     which = argv or ["judging", "imports", "replay", "release"]
     results = {}
     if "judging" in which:

@@ -1,4 +1,4 @@
-"""``judge-eval``: report on a run, gate it, fetch the study's data.
+"""``judge-eval``: report on a run, gate it, import other teams' data, fetch the study's data.
 
 Exit status: 0 on success, 1 when a gate fails, 2 on bad input (with a message that says what
 failed and how to fix it).
@@ -135,22 +135,57 @@ def _run_and_metrics(run_dir: Path, s: Resolved) -> tuple[Run, RunMetrics]:
     return run, run_metrics(run.test, s.reference, seed=s.seed, resamples=s.resamples)
 
 
+def _metrics(run_dir: Path, s: Resolved) -> RunMetrics:
+    """The metrics of the run's test items, parsed a line at a time into a compact table (report,
+    gate: 1,000,000 items take about 1 GB, not 3 GB per 100,000; gating.compare.load_for_metrics)."""
+    from judge_eval.core.metrics import run_metrics
+    from judge_eval.gating.compare import load_for_metrics
+
+    return run_metrics(load_for_metrics(run_dir), s.reference, seed=s.seed, resamples=s.resamples)
+
+
 def cmd_report(args: argparse.Namespace, s: Resolved) -> int:
+    """``text`` (default): the compact table; ``study``: every metric in both frames at full
+    precision, the study's layout; ``markdown``: the compact table, then every table; ``json``.
+    With ``--profile``, the table is in the profile's frame and tie mode, its gated judges are
+    marked, and one PASS/FAIL line per gate follows (the exit status stays 0: that is ``gate``)."""
     from judge_eval.reporting.report import render
 
-    _, metrics = _run_and_metrics(args.run_dir, s)
-    sys.stdout.write(render(metrics, args.format))
+    profile = None
+    if args.profile:  # report takes no default profile: load the one named, its defaults under the flags
+        profile = _load_profile(args)
+        s = Resolved(profile=profile, reference=args.reference or profile.reference,
+                     seed=args.seed if args.seed is not None else profile.bootstrap_seed,
+                     resamples=args.resamples if args.resamples is not None else profile.bootstrap_resamples)
+    metrics = _metrics(args.run_dir, s)
+    gates = None
+    if profile is not None:
+        from judge_eval.gating.gates import gate_results
+
+        gates = gate_results(metrics, profile, run_dir=args.run_dir)
+    sys.stdout.write(render(metrics, args.format, frame=args.frame or (profile.frame if profile else "corrected"),
+                            ties=args.ties or (profile.ties if profile else "with"),
+                            gated=profile.gated if profile else (), gates=gates))
     return 0
 
 
 def cmd_gate(args: argparse.Namespace, s: Resolved) -> int:
-    from judge_eval.gating.gates import check_run
-    from judge_eval.reporting.report import render
+    """The compact table in the profile's frame and tie mode (``--format study``: the study's full
+    layout instead), one PASS/FAIL line per gate, then each failure's full message and the verdict;
+    exit 1 when any gate fails."""
+    from judge_eval.gating.gates import check_run, gate_results
+    from judge_eval.reporting.report import gate_line, render
 
     profile = s.profile
     assert profile is not None
-    _, metrics = _run_and_metrics(args.run_dir, s)
-    sys.stdout.write(render(metrics, "text"))
+    metrics = _metrics(args.run_dir, s)
+    gates = gate_results(metrics, profile, run_dir=args.run_dir)
+    if args.format == "study":
+        sys.stdout.write(render(metrics, "study", ties=profile.ties) + "\n"
+                         + "".join(f"{gate_line(r)}\n" for r in gates))
+    else:
+        sys.stdout.write(render(metrics, "text", frame=profile.frame, ties=profile.ties, gated=profile.gated,
+                                gates=gates))
     failures = check_run(metrics, profile, run_dir=args.run_dir)
     print()
     for failure in failures:
@@ -173,11 +208,11 @@ def cmd_plot(args: argparse.Namespace, s: Resolved) -> int:
 def cmd_compare(args: argparse.Namespace, s: Resolved) -> int:
     import json
 
-    from judge_eval.gating.compare import compare_runs, render_comparison
+    from judge_eval.gating.compare import compare_runs, load_for_metrics, render_comparison
 
     profile = s.profile
     assert profile is not None
-    result = compare_runs(list(_test_run(args.old_run).test), list(_test_run(args.new_run).test),
+    result = compare_runs(load_for_metrics(args.old_run), load_for_metrics(args.new_run),
                           reference=s.reference, gated=profile.gated, profile=profile,
                           old_path=str(args.old_run), new_path=str(args.new_run),
                           alpha=args.alpha, seed=s.seed, resamples=s.resamples)
@@ -227,6 +262,83 @@ def cmd_fetch_study(args: argparse.Namespace, s: Resolved) -> int:
     return 0
 
 
+#: The options of ``judge-eval import`` each format takes (dest names); any other is refused.
+IMPORT_OPTIONS = {
+    "pairs": {"question", "answer_a", "answer_b", "model_a", "model_b", "id_column", "split_column",
+              "source_column", "judges", "verdicts", "map_name", "config"},
+    "preference": {"question", "chosen", "rejected", "id_column", "split_column", "source_column", "order_seed"},
+    "mt-bench-human": set(),
+    "mt-bench-gpt4-pair": {"questions", "answers", "into", "inconsistent_as_tie"},
+}
+_IMPORT_FLAGS = {"question": "--question", "answer_a": "--answer-a", "answer_b": "--answer-b",
+                 "model_a": "--model-a", "model_b": "--model-b", "id_column": "--id", "split_column": "--split",
+                 "source_column": "--source", "judges": "--judge", "verdicts": "--verdicts", "map_name": "--map",
+                 "config": "--config", "chosen": "--chosen", "rejected": "--rejected", "order_seed": "--seed",
+                 "questions": "--questions", "answers": "--answers", "into": "--into",
+                 "inconsistent_as_tie": "--inconsistent-as-tie"}
+
+
+def _pairs_map(args: argparse.Namespace) -> Any:
+    """The column map of ``import pairs``: ``--map NAME``'s table (else the defaults), then every
+    flag given on top of it."""
+    from judge_eval.config.import_maps import PairsMap, load_import_map
+    from judge_eval.config.profiles import find_pyproject
+    from judge_eval.errors import ConfigError
+    from judge_eval.importing.tabular import parse_judges, parse_verdicts
+
+    cmap = PairsMap()
+    if args.map_name:
+        config = args.config or find_pyproject()
+        if config is None:
+            raise ConfigError("--map: no pyproject.toml with [tool.judge_eval] at or above the current folder; "
+                              "pass --config PATH")
+        cmap = load_import_map(args.map_name, config)
+    update: dict[str, Any] = {key: getattr(args, dest) for key, dest in (
+        ("question", "question"), ("answer_a", "answer_a"), ("answer_b", "answer_b"), ("model_a", "model_a"),
+        ("model_b", "model_b"), ("id", "id_column"), ("split", "split_column"), ("source", "source_column"))
+        if getattr(args, dest) is not None}
+    if args.judges:
+        update["judges"] = {**cmap.judges, **parse_judges(args.judges)}
+    if args.verdicts is not None:
+        update["verdicts"] = parse_verdicts(args.verdicts)
+    return cmap.model_copy(update=update)
+
+
+def cmd_import(args: argparse.Namespace, s: Resolved) -> int:
+    from judge_eval.importing.output import check_out_dir, describe, write_import
+
+    given = [dest for dest in _IMPORT_FLAGS
+             if not (getattr(args, dest) is None or getattr(args, dest) is False or getattr(args, dest) == [])]
+    foreign = [_IMPORT_FLAGS[dest] for dest in given if dest not in IMPORT_OPTIONS[args.format]]
+    if foreign:
+        raise JudgeEvalError(f"option(s) {', '.join(foreign)} do not apply to format {args.format}; see "
+                             "judge-eval import --help")
+    check_out_dir(args.out_dir)  # before reading a large source
+    if args.format == "pairs":
+        from judge_eval.importing.tabular import import_pairs
+
+        result = import_pairs(args.src, _pairs_map(args), map_name=args.map_name)
+    elif args.format == "preference":
+        from judge_eval.importing.tabular import import_preference
+
+        result = import_preference(args.src, prompt=args.question or "prompt", chosen=args.chosen or "chosen",
+                                   rejected=args.rejected or "rejected", id_column=args.id_column,
+                                   split=args.split_column, source=args.source_column,
+                                   seed=args.order_seed if args.order_seed is not None else 0)
+    elif args.format == "mt-bench-human":
+        from judge_eval.importing.mt_bench import import_human
+
+        result = import_human(args.src)
+    else:
+        from judge_eval.importing.mt_bench import import_gpt4_pair
+
+        result = import_gpt4_pair(args.src, questions=args.questions, answers=args.answers, into=args.into,
+                                  inconsistent_as_tie=args.inconsistent_as_tie)
+    out = write_import(result, args.out_dir)
+    print(describe(result, out))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # The parser
 # ---------------------------------------------------------------------------------------------
@@ -270,14 +382,31 @@ def _parser() -> argparse.ArgumentParser:
     report = _add_command(sub, "report", cmd_report, help="print every judge's agreement with the reference",
                           example=_example("judge-eval report ../shared/seed_run --format markdown"))
     _add_metric_options(report)
-    report.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    report.add_argument("--format", choices=("text", "study", "json", "markdown"), default="text",
+                        help="text (default): one compact table, 3 significant digits; study: every metric in "
+                             "both frames at full precision, the study's layout; json: every metric, full "
+                             "precision; markdown: the compact table, then every table")
     report.add_argument("--json", dest="format", action="store_const", const="json",
                         help="alias of --format json")
+    report.add_argument("--frame", choices=("study", "corrected"), default=None,
+                        help="the frame of the compact table (default: the profile's, else corrected)")
+    report.add_argument("--ties", choices=("with", "without"), default=None,
+                        help="the tie mode the table (and the study layout) shows: with (MT-Bench S1) or "
+                             "without (S2) (default: the profile's, else with)")
+    report.add_argument("--profile", default=None,
+                        help="mark this profile's gated judges and add one PASS/FAIL line per gate (its "
+                             "reference, frame and tie mode are the defaults; exit status 0: see gate)")
+    report.add_argument("--config", type=Path, default=None,
+                        help="pyproject.toml holding the profiles (default: the nearest one above the current "
+                             "folder)")
 
     gate = _add_command(sub, "gate", cmd_gate, help="check a run against a profile's release thresholds",
                         example=_example("judge-eval gate ../shared/seed_run --profile study"))
     _add_metric_options(gate, profile_default=True)
     _add_profile_options(gate, "gate", "profile name")
+    gate.add_argument("--format", choices=("text", "study"), default="text",
+                      help="text (default): the compact table; study: every metric in both frames at full "
+                           "precision, the study's layout; either way one PASS/FAIL line per gate follows")
 
     plot = _add_command(sub, "plot", cmd_plot,
                         help="PNG: agreement per judge with its interval, and confusion matrices",
@@ -320,6 +449,66 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--study-dir", type=Path, default=None, help="the study's run files, for profiles that "
                      "distil it (default: JUDGE_EVAL_STUDY_DIR, else the ini key judge_eval_study_dir, else "
                      "the study profile's data, else ../shared/seed_run)")
+
+    imp = _add_command(
+        sub, "import", cmd_import,
+        help="turn another team's judge data into a run directory (pairs, preference, MT-Bench)",
+        description="turn another team's judge data into a run directory: test_qa_complete.jsonl (and "
+                    "train_qa.jsonl for train rows), every item with an explicit id, and run.json naming the "
+                    "source and the options. A malformed source names file, line and field, and nothing is "
+                    "written.",
+        example=_example(
+            "judge-eval import pairs verdicts.csv runs/mine --question prompt --answer-a response_a \\",
+            "    --answer-b response_b --judge teacher=gpt4 --judge candidate=judge \\",
+            "    --verdicts \"A=first,B=second,tie=tie\"",
+            "judge-eval import pairs verdicts.jsonl runs/mine --map mine      # [tool.judge_eval.imports.mine]",
+            "judge-eval import preference prefs.jsonl runs/prefs --seed 0",
+            "judge-eval import mt-bench-human human_judgments.jsonl runs/mt-bench",
+            "judge-eval import mt-bench-gpt4-pair gpt-4_pair.jsonl runs/mt-bench-gpt4 --into runs/mt-bench",
+            "judge-eval import mt-bench-gpt4-pair gpt-4_pair.jsonl runs/gpt4 --questions question.jsonl \\",
+            "    --answers model_answer/ --inconsistent-as-tie"))
+    imp.add_argument("format", choices=("pairs", "preference", "mt-bench-human", "mt-bench-gpt4-pair"))
+    imp.add_argument("src", type=Path, help="the source file (pairs, preference: .jsonl or .csv; MT-Bench: .jsonl)")
+    imp.add_argument("out_dir", type=Path, help="the run directory to write (new or empty)")
+    cols = imp.add_argument_group("pairs and preference: columns (CSV) or keys (JSONL)")
+    cols.add_argument("--question", metavar="COL", default=None,
+                      help="the question (default: question; preference: prompt)")
+    cols.add_argument("--answer-a", metavar="COL", default=None, help="pairs: the first answer (default: answer_a)")
+    cols.add_argument("--answer-b", metavar="COL", default=None, help="pairs: the second answer (default: answer_b)")
+    cols.add_argument("--model-a", metavar="COL", default=None, help="pairs: the first answer's model (default: "
+                      "the model is named a)")
+    cols.add_argument("--model-b", metavar="COL", default=None, help="pairs: the second answer's model (default: b)")
+    cols.add_argument("--id", dest="id_column", metavar="COL", default=None,
+                      help="the item's id (default: derived from split, question and answers)")
+    cols.add_argument("--split", dest="split_column", metavar="COL", default=None,
+                      help="train or test per row (default: every row is a test item)")
+    cols.add_argument("--source", dest="source_column", metavar="COL", default=None,
+                      help="the reference passage (default: none)")
+    cols.add_argument("--judge", dest="judges", metavar="NAME=COL", action="append", default=[],
+                      help="pairs: a judge and its verdict column; repeat for each judge")
+    cols.add_argument("--verdicts", metavar="SPEC", default=None,
+                      help="pairs: what each verdict value means, VALUE=MEANING,... with MEANING one of first, "
+                           "second, tie, neither, missing; replaces the defaults (A/1/model_a = first, "
+                           "B/2/model_b = second, tie/0/C = tie; an empty cell is missing)")
+    cols.add_argument("--map", dest="map_name", metavar="NAME", default=None,
+                      help="pairs: read the column map from [tool.judge_eval.imports.NAME]; flags win over it")
+    cols.add_argument("--config", type=Path, default=None, metavar="PATH",
+                      help="pairs: the pyproject.toml of --map (default: the nearest one above the current folder)")
+    cols.add_argument("--chosen", metavar="COL", default=None, help="preference: the chosen answer (default: chosen)")
+    cols.add_argument("--rejected", metavar="COL", default=None,
+                      help="preference: the rejected answer (default: rejected)")
+    cols.add_argument("--seed", dest="order_seed", type=non_negative_int, default=None, metavar="N",
+                      help="preference: seed of the answers' order, an integer >= 0 (default: 0)")
+    gpt4 = imp.add_argument_group("mt-bench-gpt4-pair: where the answer texts come from (one of the two)")
+    gpt4.add_argument("--questions", type=Path, default=None, metavar="FILE",
+                      help="FastChat's question.jsonl (with --answers)")
+    gpt4.add_argument("--answers", type=Path, default=None, metavar="DIR",
+                      help="FastChat's model_answer/ folder, one <model>.jsonl per model (with --questions)")
+    gpt4.add_argument("--into", type=Path, default=None, metavar="RUN_DIR",
+                      help="a run imported with mt-bench-human: OUT_DIR is that run plus these verdicts")
+    gpt4.add_argument("--inconsistent-as-tie", action="store_true",
+                      help="count two orders that name different winners as a tie, as FastChat does (default: "
+                           "resolve them as the study's evaluator does)")
 
     fetch = _add_command(sub, "fetch-study", cmd_fetch_study,
                          help="download the published study's run files and verify their sha256",

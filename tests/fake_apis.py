@@ -61,6 +61,10 @@ def start() -> tuple[FakeApis, ThreadingHTTPServer]:
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
+            if url.path == "/api/agent-harnesses":
+                # huggingface_hub's once-per-process agent registry lookup (the tests point the Hub
+                # at this fake): not an API call of the pipeline, so not counted among its requests
+                return self._json(404, {"error": "not found"})
             state.requests.append(("GET", url.path))
             if url.path == "/w/api.php":
                 q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from judge_eval.config.import_maps import PairsMap
 from judge_eval.config.tables import Table, resolve_path, validate
 from judge_eval.config.pipeline_spec import Names, NonEmpty, PipelineConfig
 from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -56,6 +57,8 @@ class Profile(Table):
     gated: Names = ()
     frame: Literal["study", "corrected"] = "corrected"
     data: Path | None = None
+    # with: ties count as verdicts (MT-Bench S1); without: items where either side says tie are dropped (S2)
+    ties: Literal["with", "without"] = "with"
     bootstrap_seed: Annotated[int, Field(ge=0)] = DEFAULT_SEED
     bootstrap_resamples: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RESAMPLES
     thresholds: Thresholds = Thresholds()
@@ -69,6 +72,7 @@ class JudgeEvalTable(Table):
     """``[tool.judge_eval]``."""
 
     profiles: dict[NonEmpty, Profile] = {}
+    imports: dict[NonEmpty, PairsMap] = {}  # column maps of `judge-eval import pairs --map NAME`
 
 
 def read_pyproject(path: Path) -> dict[str, Any]:
@@ -93,12 +97,18 @@ def has_judge_eval(data: dict[str, Any]) -> bool:
     return isinstance(tool, dict) and "judge_eval" in tool
 
 
-def load_profiles(pyproject: Path | str) -> dict[str, Profile]:
-    """Every profile defined in ``pyproject``."""
+def load_judge_eval_table(pyproject: Path | str) -> JudgeEvalTable:
+    """``[tool.judge_eval]`` of ``pyproject``, validated (an absent table is an empty one)."""
     path = Path(pyproject).resolve()
     data = read_pyproject(path)
     raw = data.get("tool", {}).get("judge_eval", {}) if isinstance(data.get("tool"), dict) else {}
-    table = validate(JudgeEvalTable, raw, source=path, prefix="tool.judge_eval")
+    return validate(JudgeEvalTable, raw, source=path, prefix="tool.judge_eval")
+
+
+def load_profiles(pyproject: Path | str) -> dict[str, Profile]:
+    """Every profile defined in ``pyproject``."""
+    path = Path(pyproject).resolve()
+    table = load_judge_eval_table(path)
     return {name: profile.model_copy(update={"name": name, "source": path})
             for name, profile in table.profiles.items()}
 

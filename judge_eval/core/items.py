@@ -1,14 +1,17 @@
 """Typed, frozen records of a run: QA items with their judges' verdicts, and fine-tuning events.
 
-Ids are derived from content (split + the question's raw text as stored), never from list
-positions, so a file can be re-ordered, filtered or merged without re-keying anything.
+Ids are derived from content, never from list positions, so a file can be re-ordered, filtered or
+merged without re-keying anything: an item is its split, its question and its two answers in
+stored order (model and text of each), or the explicit ``id`` a line carries (importers write
+one). One question may therefore carry any number of answer pairs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 SPLITS = ("train", "test")
 
@@ -27,10 +30,30 @@ CONCLUSIVE_SOURCES = frozenset({ORIGINAL, FLIPPED})
 SCORES = (0.0, 0.5, 1.0)
 
 
-def item_id(split: str, question: str) -> str:
-    """Stable id of a QA item: a hash of its split and its question text exactly as stored."""
+def question_key(split: str, question: str) -> str:
+    """A hash of the split and the question text exactly as stored: what an item's id was before
+    items were told apart by their answers, and still the first part of ``QAItem.order_key``
+    (so the bootstrap orders the study's items exactly as it always has)."""
     digest = hashlib.sha256(f"{split}\n{question}".encode("utf-8")).hexdigest()
     return f"{split}-{digest[:16]}"
+
+
+def item_id(split: str, question: str, answers: Sequence[Answer] | None = None, *,
+            explicit: str | None = None) -> str:
+    """Stable id of a QA item.
+
+    ``explicit`` (the line's own ``id``) wins when given. Otherwise the id is a hash of the split,
+    the question and the two answers in stored order (model and text of each, exactly as stored):
+    ``<split>-`` and the first 16 hex digits of the sha256 of the UTF-8 of
+    ``json.dumps([split, question, [model_1, text_1], [model_2, text_2]])``. Without ``answers`` it is ``question_key(split, question)``: the
+    key of the question alone, for items built in code where each question appears once.
+    """
+    if explicit is not None:
+        return explicit
+    if answers is None:
+        return question_key(split, question)
+    content = json.dumps([split, question, *([a.model, a.text] for a in answers)])
+    return f"{split}-{hashlib.sha256(content.encode('utf-8')).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,20 @@ class QAItem:
     source: str
     evaluations: tuple[Verdict, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def explicit_id(self) -> str | None:
+        """The ``id`` the line carries (kept in ``extra``, written back where it was), if any."""
+        value = self.extra.get("id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def order_key(self) -> str:
+        """The key the bootstrap and ``compare`` sort items by: the question's key
+        (``question_key``, fixed length within a split), a space, then the id, which breaks the
+        ties between answer pairs of one question. Items with distinct questions keep the order
+        ids had before answers were part of them, so published intervals stay bit for bit."""
+        return f"{question_key(self.split, self.question)} {self.id}"
 
     def verdict(self, llm: str) -> Verdict | None:
         """This item's verdict by judge ``llm``, or None when that judge has none."""

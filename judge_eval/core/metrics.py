@@ -14,21 +14,35 @@ digit (the exact Pearson r of the study's ft judge is 0.76536552365803628..., nu
 prints 0.765365523658036). The bootstrap interval sorts items by id first, so it is exactly
 order-independent.
 
+Every pairwise metric comes **with ties** (``ties="with"``, MT-Bench's setup S1: every item
+where both judges are conclusive, a tie ``[[C]]`` being a verdict like any other; the published
+table) and **without ties** (``ties="without"``, MT-Bench's S2: the items where either judge says
+tie are dropped as well). A tie is a score of 0.5 from a conclusive source, the same in both
+frames; an inconclusive verdict (source ``neither``) is not a tie and never compared.
+
 Undefined values (no items to compare, a constant score vector) are ``None`` with a reason in
 ``notes``; nothing here emits numpy or scikit-learn warnings.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 import numpy as np
 
 from judge_eval.errors import JudgeEvalError
-from judge_eval.core.items import ERROR, NEITHER, PARSE_FAILURE, QAItem, Verdict
+from judge_eval.core.items import (CONCLUSIVE_SOURCES, ERROR, FLIPPED, NEITHER, PARSE_FAILURE, SOURCES, QAItem,
+                                   Verdict)
+
+if TYPE_CHECKING:
+    from judge_eval.core.groups import GroupMetrics
 
 FRAMES = ("study", "corrected")
+#: "with": ties count as verdicts (MT-Bench S1); "without": items where either side says tie are
+#: dropped (MT-Bench S2).
+TIES = ("with", "without")
 DEFAULT_REFERENCE = "gpt_4"
 DEFAULT_SEED = 0
 DEFAULT_RESAMPLES = 2000
@@ -43,13 +57,167 @@ def frame_score(verdict: Verdict, frame: str) -> float | None:
     raise JudgeEvalError(f"unknown frame {frame!r}; known frames: {', '.join(FRAMES)}")
 
 
+def check_ties(ties: str) -> None:
+    if ties not in TIES:
+        raise JudgeEvalError(f"unknown ties mode {ties!r}; known modes: {', '.join(TIES)}")
+
+
+def is_tie(verdict: Verdict | None) -> bool:
+    """A conclusive verdict that says tie (score 0.5; frame-independent). Inconclusive is no tie."""
+    return verdict is not None and verdict.conclusive and verdict.score == 0.5
+
+
 def discover_judges(items: Iterable[QAItem]) -> list[str]:
     """Every judge name that appears in the items, in order of first appearance."""
+    if isinstance(items, VerdictTable):
+        return list(items.judges)
     seen: dict[str, None] = {}
     for item in items:
         for verdict in item.evaluations:
             seen.setdefault(verdict.llm, None)
     return list(seen)
+
+
+# --------------------------------------------------------------------------- compact items
+
+_MISSING = -1  # source code of "this judge has no verdict on this item"
+_CODE = {source: code for code, source in enumerate(SOURCES)}
+_CONCLUSIVE_CODES = sorted(_CODE[s] for s in CONCLUSIVE_SOURCES)
+_FLIPPED_CODE = _CODE[FLIPPED]
+
+
+@dataclass(frozen=True)
+class JudgeColumn:
+    """One judge's verdicts on every item of a table, aligned by item: the stored score (NaN for
+    null or no verdict) and the source as an index into ``SOURCES`` (-1: no verdict)."""
+
+    score: np.ndarray  # float64
+    source: np.ndarray  # int8
+
+    @property
+    def missing(self) -> np.ndarray:
+        return self.source == _MISSING
+
+    @property
+    def conclusive(self) -> np.ndarray:
+        return np.isin(self.source, _CONCLUSIVE_CODES)
+
+    @property
+    def tie(self) -> np.ndarray:
+        """Conclusive and 0.5 (``is_tie``: frame-independent)."""
+        return self.conclusive & (self.score == 0.5)
+
+    def frame_scores(self, frame: str) -> np.ndarray:
+        """``frame_score`` of every verdict (NaN where it is None)."""
+        if frame == "study":
+            return self.score
+        if frame == "corrected":
+            return np.where(self.source == _FLIPPED_CODE, 1.0 - self.score, self.score)
+        raise JudgeEvalError(f"unknown frame {frame!r}; known frames: {', '.join(FRAMES)}")
+
+    def verdict_str(self, i: int) -> str:
+        """``"<source> <score>"`` of item ``i`` as ``str(verdict)`` parts, ``"missing"`` without one."""
+        code = int(self.source[i])
+        if code == _MISSING:
+            return "missing"
+        score = float(self.score[i])
+        return f"{SOURCES[code]} {None if np.isnan(score) else score}"
+
+
+@dataclass(frozen=True)
+class VerdictTable:
+    """What the metrics need of a run's items and nothing more, as arrays aligned by item (file
+    order): ids, each item's rank in ``QAItem.order_key`` order, the lengths of the two answers,
+    and per judge (in order of first appearance) a ``JudgeColumn``. For 1,000,000 items this is
+    about 150 MB where the ``QAItem`` objects with their texts take gigabytes; ``compare``,
+    ``judge_stats``, ``run_metrics`` and ``judge_eval.gating.compare.compare_runs`` take either.
+    """
+
+    ids: list[str]
+    rank: np.ndarray  # int64: position of the item when items are sorted by order_key (stable)
+    len_first: np.ndarray  # int64: len(answers[0].text)
+    len_second: np.ndarray
+    judges: dict[str, JudgeColumn]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def column(self, judge: str) -> JudgeColumn:
+        """The judge's column; a judge with no verdict at all gets an all-missing one."""
+        found = self.judges.get(judge)
+        if found is None:
+            n = len(self)
+            return JudgeColumn(np.full(n, np.nan), np.full(n, _MISSING, dtype=np.int8))
+        return found
+
+    def take(self, positions: np.ndarray | Sequence[int]) -> "VerdictTable":
+        """The items at ``positions``, in that order, as ``from_items`` of those items would
+        build them: ranks re-derived, the judges with a verdict among them in order of first
+        appearance in the new order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        rank = np.empty(len(positions), dtype=np.int64)
+        rank[np.argsort(self.rank[positions], kind="stable")] = np.arange(len(positions))
+        columns = {j: JudgeColumn(c.score[positions], c.source[positions]) for j, c in self.judges.items()}
+        first = {j: int(np.argmax(~c.missing)) for j, c in columns.items() if (~c.missing).any()}
+        return VerdictTable(ids=[self.ids[i] for i in positions.tolist()], rank=rank,
+                            len_first=self.len_first[positions], len_second=self.len_second[positions],
+                            judges={j: columns[j] for j in sorted(first, key=first.__getitem__)})
+
+    @classmethod
+    def from_items(cls, items: Iterable[QAItem]) -> "VerdictTable":
+        """Consume ``items`` (a sequence or a stream) keeping only the columns."""
+        return cls.from_rows((item.id, item.order_key, len(item.answers[0].text), len(item.answers[1].text),
+                              tuple((v.llm, v.score, v.source) for v in item.evaluations)) for item in items)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str, int, int, Sequence[tuple[str, float | None, str]]]]
+                  ) -> "VerdictTable":
+        """Consume rows ``(id, order_key, len_first, len_second, ((llm, score, source), ...))``
+        (``judge_eval.core.store.QARow``, what ``iter_qa_rows`` streams) keeping only the
+        columns. A judge's verdict on an item is its first one, as ``QAItem.verdict``."""
+        ids: list[str] = []
+        keys: list[str] = []
+        len_first, len_second = array("q"), array("q")
+        scores: dict[str, array] = {}
+        sources: dict[str, array] = {}
+        nan = float("nan")
+        n = 0
+        for ident, key, len_1, len_2, verdicts in rows:
+            ids.append(ident)
+            keys.append(key)
+            len_first.append(len_1)
+            len_second.append(len_2)
+            first: dict[str, tuple[float | None, str]] = {}
+            for llm, score, source in verdicts:
+                if llm not in first:
+                    first[llm] = (score, source)
+                    if llm not in scores:  # a new judge: no verdict on the items before
+                        scores[llm] = array("d", [nan]) * n
+                        sources[llm] = array("b", [_MISSING]) * n
+            for judge, column in scores.items():
+                found = first.get(judge)
+                if found is None:
+                    column.append(nan)
+                    sources[judge].append(_MISSING)
+                else:
+                    column.append(nan if found[0] is None else found[0])
+                    sources[judge].append(_CODE.get(found[1], _MISSING))
+            n += 1
+        rank = np.empty(n, dtype=np.int64)
+        rank[sorted(range(n), key=keys.__getitem__)] = np.arange(n)
+        del keys
+        return cls(ids=ids, rank=rank, len_first=np.frombuffer(len_first, dtype=np.int64).copy(),
+                   len_second=np.frombuffer(len_second, dtype=np.int64).copy(),
+                   judges={j: JudgeColumn(np.frombuffer(scores[j], dtype=np.float64).copy(),
+                                          np.frombuffer(sources[j], dtype=np.int8).copy()) for j in scores})
+
+
+#: What the metrics take: the items themselves or their compact table.
+Items = Union[Sequence[QAItem], VerdictTable]
+
+
+def as_table(items: Items) -> VerdictTable:
+    return items if isinstance(items, VerdictTable) else VerdictTable.from_items(items)
 
 
 @dataclass(frozen=True)
@@ -68,34 +236,31 @@ class JudgeStats:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def judge_stats(items: Sequence[QAItem], judge: str, frame: str = "corrected") -> JudgeStats:
-    verdicts = [item.verdict(judge) for item in items]
-    sources = [v.source for v in verdicts if v is not None]
-    conclusive = sum(1 for v in verdicts if v is not None and v.conclusive)
+def judge_stats(items: Items, judge: str, frame: str = "corrected") -> JudgeStats:
+    table = as_table(items)
+    col = table.column(judge)
+    n = len(table)
+    conclusive = col.conclusive
     notes: dict[str, str] = {}
-    longer_wins = decisive = 0
-    for item, v in zip(items, verdicts, strict=True):
-        if v is None or not v.conclusive:
-            continue
-        score = frame_score(v, frame)
-        len_1, len_2 = (len(a.text) for a in item.answers)
-        if score == 0.5 or len_1 == len_2:
-            continue
-        decisive += 1
-        longer_wins += (score == 1.0) == (len_1 > len_2)
+    score = col.frame_scores(frame)
+    decisive_mask = conclusive & (score != 0.5) & (table.len_first != table.len_second)
+    decisive = int(decisive_mask.sum())
+    longer_wins = int(((score == 1.0) == (table.len_first > table.len_second))[decisive_mask].sum())
     if decisive == 0:
         notes["length_bias"] = "no conclusive verdict picked a winner between answers of different length"
-    if not items:
+    if not n:
         notes["consistency_rate"] = "no items"
+    counts = np.bincount(col.source.astype(np.int64) + 1, minlength=len(SOURCES) + 1)  # [missing, *SOURCES]
+    n_conclusive = int(conclusive.sum())
     return JudgeStats(
         judge=judge,
-        items=len(items),
-        conclusive=conclusive,
-        inconclusive=sources.count(NEITHER),
-        parse_failures=sources.count(PARSE_FAILURE),
-        errors=sources.count(ERROR),
-        missing=sum(1 for v in verdicts if v is None),
-        consistency_rate=conclusive / len(items) if items else None,
+        items=n,
+        conclusive=n_conclusive,
+        inconclusive=int(counts[_CODE[NEITHER] + 1]),
+        parse_failures=int(counts[_CODE[PARSE_FAILURE] + 1]),
+        errors=int(counts[_CODE[ERROR] + 1]),
+        missing=int(counts[0]),
+        consistency_rate=n_conclusive / n if n else None,
         length_bias=longer_wins / decisive if decisive else None,
         notes=notes,
     )
@@ -124,6 +289,8 @@ class Comparison:
     length_bias: float | None
     notes: dict[str, str] = field(default_factory=dict)
     reference_missing: int = 0  # items the reference has no verdict on (agreement never sees them)
+    ties: str = "with"  # "with" (MT-Bench S1) or "without" (S2: items where either side says tie dropped)
+    tie_items: int = 0  # items both judged conclusively where either says tie (counted in total only with ties)
 
     @property
     def inconclusive_rate(self) -> float | None:
@@ -152,12 +319,22 @@ def _pearson(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, str | Non
 
 
 def _jaccard(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, str | None]:
+    """``sklearn.metrics.jaccard_score(ref.astype(str), cand.astype(str), average="weighted")``,
+    the study's call (string labels: jaccard_score rejects float labels containing 0.5), computed
+    from label counts with the same operations in the same order, so the same float to the last
+    bit (tests/unit/test_scale.py checks it against scikit-learn) in O(n) time and memory with
+    no scikit-learn: at a million items its label encoding took seconds per call."""
     if len(ref) == 0:
         return None, "undefined: no item where both judges are conclusive"
-    from sklearn.metrics import jaccard_score  # lazy: keeps `import judge_eval.core.metrics` light
-
-    # String labels as the study used: jaccard_score rejects float labels containing 0.5.
-    return float(jaccard_score(ref.astype(str), cand.astype(str), average="weighted")), None
+    labels = np.union1d(ref, cand)
+    labels = labels[np.argsort(labels.astype(str), kind="stable")]  # scikit-learn sorts the strings
+    tp = np.array([np.count_nonzero((ref == lab) & (cand == lab)) for lab in labels], dtype=np.int64)
+    true = np.array([np.count_nonzero(ref == lab) for lab in labels], dtype=np.int64)
+    pred = np.array([np.count_nonzero(cand == lab) for lab in labels], dtype=np.int64)
+    fn, fp = true - tp, pred - tp
+    jaccard = tp / (tp + fp + fn)  # every label occurs in ref or cand: no zero denominator
+    weights = (fn + tp).astype(np.float64)  # the support in ref, as scikit-learn's "weighted"
+    return float(np.sum(np.multiply(jaccard, weights)) / np.sum(weights)), None
 
 
 def _kappa(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, str | None]:
@@ -173,14 +350,34 @@ def _kappa(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, str | None]
     return (p_o - p_e) / (1.0 - p_e), None
 
 
+#: Up to this many items a bootstrap draws a ``(resamples, n)`` index table, bit for bit as the
+#: published intervals were computed; above it, it draws from the exact sampling distribution
+#: instead (see ``bootstrap_means``), which costs no memory in n.
+INDEX_DRAW_MAX_N = 10_000
+
+#: Above INDEX_DRAW_MAX_N, vectors with at most this many distinct aligned value combinations
+#: (cells) are drawn as cell counts; more (continuous values) fall back to index draws in chunks.
+_MAX_CELLS = 4096
+_CHUNK_ELEMENTS = 1 << 23  # index table entries per chunk of the fallback (64 MB of int64)
+
+
 def bootstrap_means(*vectors: np.ndarray, seed: int = DEFAULT_SEED,
                     resamples: int = DEFAULT_RESAMPLES) -> tuple[np.ndarray, ...]:
     """The means of ``resamples`` bootstrap resamples of each vector, one array per vector.
 
-    The vectors are aligned (paired): every resample draws the same positions from all of them,
-    from one ``(resamples, n)`` table of ``np.random.default_rng(seed).integers(0, n)``. This is
-    the only place a bootstrap draws its indices: ``bootstrap_ci`` and the paired interval of
-    ``judge_eval.gating.compare`` both resample through it, so equal seeds give equal tables.
+    The vectors are aligned (paired): every resample draws the same positions from all of them.
+    This is the only place a bootstrap draws: ``bootstrap_ci`` and the paired interval of
+    ``judge_eval.gating.compare`` both resample through it, so equal seeds give equal draws.
+
+    THE SWITCH (the one place it is made): for ``n <= INDEX_DRAW_MAX_N`` items, one ``(resamples,
+    n)`` table of ``np.random.default_rng(seed).integers(0, n)``, exactly as always, so published
+    intervals (the study's 47 and 38 items) do not move. Above it, that table would take
+    ``resamples * n * 16`` bytes (32 GB at a million items), so the resample is drawn from its
+    exact sampling distribution instead: a resample of n items with replacement holds each
+    distinct aligned combination of values (a cell: for a 0/1 agreement vector, agree or not; for
+    the paired comparison, the four agree/disagree cells) a multinomial number of times, so
+    ``cell_bootstrap_means`` draws those counts (a binomial for two cells) and the means follow.
+    Same distribution, different random stream; memory O(resamples x cells).
     """
     if not vectors:
         raise ValueError("bootstrap_means needs at least one vector")
@@ -188,8 +385,53 @@ def bootstrap_means(*vectors: np.ndarray, seed: int = DEFAULT_SEED,
     if n == 0 or any(len(v) != n for v in vectors):
         raise ValueError(f"bootstrap_means needs non-empty vectors of one length; got lengths "
                          f"{[len(v) for v in vectors]}")
-    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    return tuple(np.asarray(v)[idx].mean(axis=1) for v in vectors)
+    if n <= INDEX_DRAW_MAX_N:
+        idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+        return tuple(np.asarray(v)[idx].mean(axis=1) for v in vectors)
+    stacked = np.stack([np.asarray(v, dtype=float) for v in vectors], axis=1)  # (n, k)
+    k = stacked.shape[1]
+    if k <= 8 and bool(np.all((stacked == 0.0) | (stacked == 1.0))):  # 0/1 vectors: count without sorting
+        code = stacked.astype(np.int64) @ (1 << np.arange(k, dtype=np.int64))
+        counts = np.bincount(code, minlength=1 << k)
+        cells = (np.arange(1 << k)[:, None] >> np.arange(k)) & 1
+        cells, counts = cells[counts > 0], counts[counts > 0]
+    else:
+        cells, counts = np.unique(stacked, axis=0, return_counts=True)
+    if len(cells) <= _MAX_CELLS:
+        return cell_bootstrap_means(cells, counts, seed=seed, resamples=resamples)
+    rng = np.random.default_rng(seed)  # many distinct values: index draws, a bounded chunk at a time
+    step = max(1, _CHUNK_ELEMENTS // n)
+    out = [np.empty(resamples) for _ in vectors]
+    for start in range(0, resamples, step):
+        idx = rng.integers(0, n, size=(min(step, resamples - start), n))
+        for o, k in zip(out, range(stacked.shape[1])):
+            o[start:start + len(idx)] = stacked[:, k][idx].mean(axis=1)
+    return tuple(out)
+
+
+def cell_bootstrap_means(cells: np.ndarray, counts: np.ndarray, *, seed: int = DEFAULT_SEED,
+                         resamples: int = DEFAULT_RESAMPLES) -> tuple[np.ndarray, ...]:
+    """Bootstrap means of aligned vectors given as their distinct rows ``cells`` (shape
+    ``(m, k)``, or ``(m,)`` for one vector) and how many items hold each (``counts``): the
+    counts of a resample of ``n = counts.sum()`` items are drawn from ``Multinomial(n,
+    counts / n)`` (a binomial when m <= 2), ``resamples`` times. Memory and time do not depend
+    on n (``bootstrap_means`` uses it above ``INDEX_DRAW_MAX_N``)."""
+    cells = np.asarray(cells, dtype=float)
+    if cells.ndim == 1:
+        cells = cells[:, None]
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if n <= 0 or len(counts) != len(cells) or (counts < 0).any():
+        raise ValueError("cell_bootstrap_means needs one non-negative count per cell and n > 0")
+    rng = np.random.default_rng(seed)
+    if len(counts) == 1:
+        drawn = np.full((resamples, 1), n, dtype=np.int64)
+    elif len(counts) == 2:
+        second = rng.binomial(n, counts[1] / n, size=resamples)
+        drawn = np.stack([n - second, second], axis=1)
+    else:
+        drawn = rng.multinomial(n, counts / n, size=resamples)
+    return tuple(drawn @ cells[:, k] / n for k in range(cells.shape[1]))
 
 
 def bootstrap_ci(agree: np.ndarray, *, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
@@ -203,59 +445,77 @@ def bootstrap_ci(agree: np.ndarray, *, seed: int = DEFAULT_SEED, resamples: int 
     return float(low), float(high)
 
 
-def compare(items: Sequence[QAItem], judge: str, reference: str = DEFAULT_REFERENCE,
+def compare(items: Items, judge: str, reference: str = DEFAULT_REFERENCE,
             frame: str = "corrected", *, seed: int = DEFAULT_SEED,
-            resamples: int = DEFAULT_RESAMPLES) -> Comparison:
-    """``judge`` against ``reference`` in ``frame``, over items where both are conclusive."""
+            resamples: int = DEFAULT_RESAMPLES, ties: str = "with") -> Comparison:
+    """``judge`` against ``reference`` in ``frame``, over items where both are conclusive (and,
+    with ``ties="without"``, where neither says tie)."""
     if frame not in FRAMES:
         raise JudgeEvalError(f"unknown frame {frame!r}; known frames: {', '.join(FRAMES)}")
-    pairs = []
-    for item in items:
-        r, c = item.verdict(reference), item.verdict(judge)
-        if r is not None and c is not None and r.conclusive and c.conclusive:
-            pairs.append((item.id, frame_score(r, frame), frame_score(c, frame)))
-    ref = np.array([p[1] for p in pairs], dtype=float)
-    cand = np.array([p[2] for p in pairs], dtype=float)
+    check_ties(ties)
+    table = as_table(items)
+    r, c = table.column(reference), table.column(judge)
+    both = r.conclusive & c.conclusive
+    tied = both & (r.tie | c.tie)
+    tie_items = int(tied.sum())
+    compared = both & ~tied if ties == "without" else both
+    ref = r.frame_scores(frame)[compared]  # file order, as the study computed
+    cand = c.frame_scores(frame)[compared]
+    total = len(ref)
     agree = ref == cand
     notes: dict[str, str] = {}
+    empty = ("no item where both judges are conclusive" if ties == "with" else
+             "no item where both judges are conclusive and neither says tie")
 
     def keep(name: str, result: tuple[Any, str | None]) -> Any:
         value, reason = result
         if reason:
-            notes[name] = reason
+            notes[name] = (reason if ties == "with" else reason.replace(
+                "where both judges are conclusive", "where both judges are conclusive and neither says tie"))
         return value
 
     correlation = keep("correlation", _pearson(ref, cand))
     jaccard = keep("jaccard", _jaccard(ref, cand))
     kappa = keep("kappa", _kappa(ref, cand))
-    order = np.argsort([p[0] for p in pairs], kind="stable")  # by id: file order must not matter
+    order = np.argsort(table.rank[compared], kind="stable")  # by order_key: file order must not matter
     ci = bootstrap_ci(agree[order].astype(float), seed=seed, resamples=resamples)
     if ci is None:
-        notes["agreement_ci"] = "undefined: no item where both judges are conclusive"
-    if not pairs:
-        notes["agreement_rate"] = "undefined: no item where both judges are conclusive"
-    stats = judge_stats(items, judge, frame)
+        notes["agreement_ci"] = f"undefined: {empty}"
+    if not total:
+        notes["agreement_rate"] = f"undefined: {empty}"
+    stats = judge_stats(table, judge, frame)
     notes.update({k: v for k, v in stats.notes.items() if k not in notes})
-    reference_missing = sum(1 for item in items if item.verdict(reference) is None)
+    reference_missing = int(r.missing.sum())
     return Comparison(
-        judge=judge, reference=reference, frame=frame, items=len(items),
+        judge=judge, reference=reference, frame=frame, items=len(table),
         inconclusive=stats.inconclusive, parse_failures=stats.parse_failures,
         errors=stats.errors, missing=stats.missing,
-        agreements=int(agree.sum()), total=len(pairs),
-        agreement_rate=float(agree.sum()) / len(pairs) if pairs else None,
+        agreements=int(agree.sum()), total=total,
+        agreement_rate=float(agree.sum()) / total if total else None,
         correlation=correlation, jaccard=jaccard, kappa=kappa, agreement_ci=ci,
         consistency_rate=stats.consistency_rate, length_bias=stats.length_bias, notes=notes,
-        reference_missing=reference_missing,
+        reference_missing=reference_missing, ties=ties, tie_items=tie_items,
     )
 
 
 @dataclass(frozen=True)
 class RunMetrics:
-    """Every judge of a run against the reference, in both frames."""
+    """Every judge of a run against the reference, in both frames, with and without ties; and
+    every annotator group of the run (``judge_eval.core.groups``)."""
 
     reference: str
     reference_stats: JudgeStats
-    judges: dict[str, dict[str, Comparison]]  # judge -> frame -> comparison
+    judges: dict[str, dict[str, Comparison]]  # judge -> frame -> comparison, with ties (S1)
+    without_ties: dict[str, dict[str, Comparison]] = field(default_factory=dict)  # the same, S2
+    groups: dict[str, GroupMetrics] = field(default_factory=dict)  # group name -> its metrics
+
+    def comparisons(self, ties: str = "with") -> dict[str, dict[str, Comparison]]:
+        """judge -> frame -> comparison in the tie mode ``ties``."""
+        check_ties(ties)
+        return self.judges if ties == "with" else self.without_ties
+
+    def comparison(self, judge: str, frame: str, ties: str = "with") -> Comparison:
+        return self.comparisons(ties)[judge][frame]
 
     @property
     def reference_coverage(self) -> float | None:
@@ -273,13 +533,18 @@ class RunMetrics:
             "reference_stats": asdict(self.reference_stats),
             "judges": {name: {frame: c.to_json() for frame, c in frames.items()}
                        for name, frames in self.judges.items()},
+            "judges_without_ties": {name: {frame: c.to_json() for frame, c in frames.items()}
+                                    for name, frames in self.without_ties.items()},
+            "groups": {name: g.to_json() for name, g in self.groups.items()},
         }
 
 
-def run_metrics(items: Sequence[QAItem], reference: str = DEFAULT_REFERENCE, *,
+def run_metrics(items: Items, reference: str = DEFAULT_REFERENCE, *,
                 seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
                 judges: Sequence[str] | None = None) -> RunMetrics:
-    """Compare every judge found in ``items`` (or those named) with ``reference``."""
+    """Compare every judge found in ``items`` (or those named) with ``reference``, with and
+    without ties, and every judge group found (``<group>:<id>`` names) with the reference and
+    those judges."""
     if not items:
         raise JudgeEvalError(
             "the run has 0 items (its test_qa_complete.jsonl holds no pair), so there is nothing to "
@@ -294,10 +559,20 @@ def run_metrics(items: Sequence[QAItem], reference: str = DEFAULT_REFERENCE, *,
     if unknown:
         raise JudgeEvalError(f"judge(s) {', '.join(unknown)} have no verdict in these items; "
                              f"judges found: {', '.join(found)}")
+    from judge_eval.core.groups import discover_groups, group_metrics  # groups imports this module
+
+    groups = discover_groups(found)
+    if groups and isinstance(items, VerdictTable):
+        raise ValueError(f"judge group(s) {', '.join(groups)} need the items themselves, not their VerdictTable")
+    table = as_table(items)
     return RunMetrics(
         reference=reference,
-        reference_stats=judge_stats(items, reference),
-        judges={j: {f: compare(items, j, reference, f, seed=seed, resamples=resamples)
+        reference_stats=judge_stats(table, reference),
+        judges={j: {f: compare(table, j, reference, f, seed=seed, resamples=resamples)
                     for f in FRAMES} for j in names},
+        without_ties={j: {f: compare(table, j, reference, f, seed=seed, resamples=resamples, ties="without")
+                          for f in FRAMES} for j in names},
+        groups={g: group_metrics(items, g, members, judges=[reference, *names], seed=seed, resamples=resamples)
+                for g, members in groups.items()},
     )
 

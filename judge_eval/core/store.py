@@ -4,6 +4,7 @@ A run directory holds any of:
 
 - ``train_qa.jsonl``, ``test_qa_complete.jsonl``: one QA item per line,
   ``{question, answers: [{model, text}] x2, source, evaluations: [{llm, score, text, source}]}``
+  and optionally ``id``, the item's explicit id (``judge_eval.core.items.item_id``)
 - ``pairwise_finetuning_events.jsonl``: judge calls in chat fine-tuning format, both orders
 - ``resolved_pairwise_finetuning_events.jsonl``: the events kept for fine-tuning
 - ``run.json``: our provenance (optional when reading)
@@ -25,12 +26,12 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 from judge_eval.errors import RunFileError
 from judge_eval.core.items import (
     CONCLUSIVE_SOURCES, ORDERS, SCORES, SOURCES, Answer, FinetuneEvent, Message, QAItem,
-    Verdict, item_id,
+    Verdict, item_id, question_key,
 )
 
 QA_FILES = {"train": "train_qa.jsonl", "test": "test_qa_complete.jsonl"}
@@ -146,8 +147,19 @@ def _parse_qa(ln: _Line, raw: Any, split: str) -> QAItem:
         if v.llm in seen:
             raise ln.fail(f"evaluations[{i}].llm", f"judge {v.llm!r} has two verdicts on this item")
         seen.add(v.llm)
-    return QAItem(id=item_id(split, question), split=split, question=question,
+    explicit = None
+    if "id" in obj:
+        explicit = obj["id"]
+        if not isinstance(explicit, str):
+            raise ln.fail("id", f"expected string, found {_kind(explicit)}")
+        if not explicit.strip():
+            raise ln.fail("id", "empty; an explicit id must name the item")
+        if _CONTROL.search(explicit):
+            raise ln.fail("id", "holds a control character (a newline, a tab, NUL...); an id is one line "
+                          "of printable text")
+    return QAItem(id=item_id(split, question, answers, explicit=explicit), split=split, question=question,
                   answers=(answers[0], answers[1]), source=source, evaluations=evaluations,
+                  # an explicit "id" stays in extra: it is written back where the line had it
                   extra=_extra(obj, ("question", "answers", "source", "evaluations")))
 
 
@@ -206,10 +218,58 @@ def _read_file(path: Path) -> bytes:
                            fix="check the path and the disk") from None
 
 
+def _open_errors(path: Path, exc: OSError) -> RunFileError:
+    """The RunFileError of ``_read_file`` for an error opening or reading ``path``."""
+    if isinstance(exc, FileNotFoundError):
+        return RunFileError(path, "file not found", fix="check the run directory path "
+                            "(for the study: judge-eval fetch-study DIR)")
+    if isinstance(exc, IsADirectoryError):
+        return RunFileError(path, "is a folder, not a file",
+                            fix=f"replace that folder with the file {path.name} (or remove it)")
+    if isinstance(exc, PermissionError):
+        return RunFileError(path, "permission denied: cannot read this file", fix=_PERMISSION_FIX)
+    return RunFileError(path, f"cannot be read ({exc.strerror or exc})", fix="check the path and the disk")
+
+
+def _iter_lines(path: Path, *, stream: bool = True) -> Iterator[tuple[int, bytes]]:
+    """(line number, line without its newline) of every line of ``path``, with the errors of
+    ``_read_file``. ``stream``: read a line at a time, the file is never held whole (the path of
+    report, gate and compare); otherwise the file is read whole first (``Path.read_bytes``,
+    which ``read_run`` keeps: it holds every item anyway) and cut a line at a time."""
+    if not stream:
+        data = _read_file(path)
+        start, lineno = 0, 0
+        while start < len(data):  # a last empty segment (after the final newline) is blank anyway
+            end = data.find(b"\n", start)
+            lineno += 1
+            if end < 0:
+                yield lineno, data[start:]
+                return
+            yield lineno, data[start:end]
+            start = end + 1
+        return
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise _open_errors(path, exc) from None
+    with fh:
+        lineno = 0
+        while True:
+            try:
+                raw = fh.readline()
+            except OSError as exc:
+                raise _open_errors(path, exc) from None
+            if not raw:
+                return
+            lineno += 1
+            yield lineno, raw[:-1] if raw.endswith(b"\n") else raw
+
+
 # A lone surrogate can only come from a \uXXXX escape (the UTF-8 decoder refuses encoded ones);
 # lines without such an escape are not walked.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _TOO_DEEP = (f"arrays/objects nested deeper than {MAX_DEPTH} levels; a run record is a few levels "
              "deep")
 
@@ -257,34 +317,187 @@ def _loads(path: Path, lineno: int | None, raw: bytes) -> Any:
         raise RunFileError(path, f"not valid JSON ({exc})", line=lineno) from None
     except RecursionError:
         raise RunFileError(path, _TOO_DEEP, line=lineno) from None
-    _check_value(path, lineno, value, surrogates=_SURROGATE_ESCAPE.search(raw) is not None)
+    surrogates = _SURROGATE_ESCAPE.search(raw) is not None
+    # Walking the value is the costliest part of reading a line; skip it when it cannot fail:
+    # no surrogate escape, and too few brackets for MAX_DEPTH + 1 nested arrays/objects.
+    if surrogates or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        _check_value(path, lineno, value, surrogates=surrogates)
     return value
+
+
+def loads_line(path: Path, lineno: int | None, raw: bytes) -> Any:
+    """One JSON value of a line of ``path`` under the rules of run files (valid UTF-8, valid JSON,
+    no lone surrogate, at most ``MAX_DEPTH`` levels); a ``RunFileError`` naming file and line
+    otherwise. Importers read their sources through it."""
+    return _loads(path, lineno, raw)
+
+
+def _iter_jsonl(path: Path, parse: Callable[[_Line, Any], T], *,
+                stream: bool = True) -> Iterator[tuple[int, T]]:
+    """Parse every non-blank line: (line number, record) pairs, one at a time."""
+    for lineno, raw_line in _iter_lines(path, stream=stream):
+        if not raw_line.strip():
+            continue
+        value = _loads(path, lineno, raw_line)
+        yield lineno, parse(_Line(path, lineno), value)
 
 
 def _read_jsonl(path: Path, parse: Callable[[_Line, Any], T]) -> tuple[tuple[int, T], ...]:
     """Parse every non-blank line; returns (line number, record) pairs."""
-    data = _read_file(path)
-    out = []
-    for lineno, raw_line in enumerate(data.split(b"\n"), start=1):
-        if not raw_line.strip():
-            continue
-        value = _loads(path, lineno, raw_line)
-        out.append((lineno, parse(_Line(path, lineno), value)))
-    return tuple(out)
+    return tuple(_iter_jsonl(path, parse, stream=False))
+
+
+def iter_qa(path: Path | str, split: str, *, stream: bool = True) -> Iterator[QAItem]:
+    """The items of a QA file of ``split``, one at a time, read a line at a time: what
+    ``read_qa`` returns, for callers that keep only part of each item (``VerdictTable``). The
+    checks and errors are ``read_qa``'s, raised as it raises them: a line that does not parse
+    before any duplicate (so a duplicate is raised only once the whole file has parsed; the
+    items before have been yielded by then)."""
+    path = Path(path)
+    first_line: dict[str, int] = {}
+    duplicate: RunFileError | None = None
+    for lineno, item in _iter_jsonl(path, lambda ln, v: _parse_qa(ln, v, split), stream=stream):
+        if duplicate is None and item.id in first_line:
+            duplicate = _duplicate_error(path, item.id, item.explicit_id is not None, first_line[item.id], lineno)
+        if duplicate is None:
+            first_line[item.id] = lineno
+            yield item
+    if duplicate is not None:
+        raise duplicate
+
+
+def _duplicate_error(path: Path, ident: str, explicit: bool, first: int, lineno: int) -> RunFileError:
+    if explicit:
+        return RunFileError(path, f"duplicate id {ident!r}: line {first} has the same id; "
+                            "each item may appear once per split", line=lineno, field="id",
+                            fix=f"give one of lines {first} and {lineno} another id, or remove one")
+    return RunFileError(path, f"duplicate item: the same question and the same two answers "
+                        f"(models and texts) as line {first}; an item is its split, question "
+                        "and answers, so each may appear once per split", line=lineno,
+                        field="question", fix=f"remove line {lineno} or line {first}, or give "
+                        "each line its own \"id\"")
+
+
+class QARow(NamedTuple):
+    """What the metrics keep of a QA item (``judge_eval.core.metrics.VerdictTable``): its id,
+    its ``order_key``, the lengths of its two answer texts and its verdicts as (llm, score,
+    source), in stored order."""
+
+    id: str
+    order_key: str
+    len_first: int
+    len_second: int
+    verdicts: tuple[tuple[str, float | None, str], ...]
+
+
+def qa_row(item: QAItem) -> QARow:
+    return QARow(item.id, item.order_key, len(item.answers[0].text), len(item.answers[1].text),
+                 tuple((v.llm, v.score, v.source) for v in item.evaluations))
+
+
+_SCORE_VALUES = frozenset(SCORES)
+
+
+def _fast_row(obj: Any, split: str) -> QARow | None:
+    """The row of a parsed line that is plainly well formed (exact JSON types, every check of
+    ``_parse_qa`` passes), without building the item; None for anything else, which
+    ``_parse_qa`` then reads (and refuses with its own error). Accepts only what _parse_qa does."""
+    if type(obj) is not dict:
+        return None
+    question, answers, source = obj.get("question"), obj.get("answers"), obj.get("source")
+    if type(question) is not str or type(answers) is not list or len(answers) != 2 or type(source) is not str:
+        return None
+    a1, a2 = answers
+    if type(a1) is not dict or type(a2) is not dict:
+        return None
+    m1, t1, m2, t2 = a1.get("model"), a1.get("text"), a2.get("model"), a2.get("text")
+    if type(m1) is not str or type(t1) is not str or type(m2) is not str or type(t2) is not str:
+        return None
+    verdicts = []
+    if "evaluations" in obj:
+        evals = obj["evaluations"]
+        if type(evals) is not list:
+            return None
+        seen = set()
+        for e in evals:
+            if type(e) is not dict:
+                return None
+            llm, text, vsource = e.get("llm"), e.get("text"), e.get("source")
+            if type(llm) is not str or type(text) is not str or type(vsource) is not str \
+                    or vsource not in SOURCES or llm in seen or "score" not in e:
+                return None
+            score = e["score"]
+            if score is None:
+                if vsource in CONCLUSIVE_SOURCES:
+                    return None
+            elif type(score) is float or type(score) is int:
+                if score not in _SCORE_VALUES:
+                    return None
+                score = float(score)
+            else:
+                return None
+            seen.add(llm)
+            verdicts.append((llm, score, vsource))
+    explicit = None
+    if "id" in obj:
+        explicit = obj["id"]
+        if type(explicit) is not str or not explicit.strip() or _CONTROL.search(explicit):
+            return None
+    ident = item_id(split, question, (Answer(m1, t1), Answer(m2, t2)), explicit=explicit)
+    return QARow(ident, f"{question_key(split, question)} {ident}", len(t1), len(t2), tuple(verdicts))
+
+
+def iter_qa_rows(path: Path | str, split: str, *, stream: bool = False) -> Iterator[QARow]:
+    """``iter_qa`` as ``QARow``s, without building the items: the same checks and errors (a
+    line the fast check does not accept is parsed by ``_parse_qa``, which raises its error or
+    gives the item its row is taken from). What report, gate and compare read; ``stream``: see
+    ``stream_split``."""
+    path = Path(path)
+
+    def parse(ln: _Line, value: Any) -> tuple[QARow, bool]:
+        row = _fast_row(value, split)
+        if row is not None:
+            return row, "id" in value
+        item = _parse_qa(ln, value, split)
+        return qa_row(item), item.explicit_id is not None
+
+    first_line: dict[str, int] = {}
+    duplicate: RunFileError | None = None
+    for lineno, (row, explicit) in _iter_jsonl(path, parse, stream=stream):
+        if duplicate is None and row.id in first_line:
+            duplicate = _duplicate_error(path, row.id, explicit, first_line[row.id], lineno)
+        if duplicate is None:
+            first_line[row.id] = lineno
+            yield row
+    if duplicate is not None:
+        raise duplicate
 
 
 def read_qa(path: Path | str, split: str) -> tuple[QAItem, ...]:
-    """Read a QA file of ``split``; ids must be unique (no repeated question in one split)."""
-    path = Path(path)
-    numbered = _read_jsonl(path, lambda ln, v: _parse_qa(ln, v, split))
-    first_line: dict[str, int] = {}
-    for lineno, item in numbered:
-        if item.id in first_line:
-            raise RunFileError(path, f"question repeated (same text as line {first_line[item.id]}); "
-                               "ids are derived from split + question, so each question may appear "
-                               "once per split", line=lineno, field="question")
-        first_line[item.id] = lineno
-    return tuple(item for _, item in numbered)
+    """Read a QA file of ``split``; ids must be unique. A question may appear with any number of
+    answer pairs; the same question with the same two answers (or the same explicit id) twice is
+    an error naming both lines."""
+    return tuple(iter_qa(path, split, stream=False))
+
+
+def stream_split(path: Path | str, split: str = "test", *, stream: bool = False) -> Iterator[QARow]:
+    """``iter_qa_rows`` of the split's file in run directory ``path``, with the checks (and errors)
+    of ``read_run(path, require=(split,), parts=(split,))``; raised on the first ``next``.
+
+    The items come one at a time and no line is kept, but by default the file's bytes are read
+    whole first (``Path.read_bytes``: 354 MB for 1,000,000 items), because the simulated
+    permission tests (tests/unit/test_store.py, test_cli_bad_input.py) deny exactly that method.
+    ``stream=True`` reads a line at a time (``Path.open``) with the same errors; make it the
+    default once those tests deny ``open`` too."""
+    root = Path(path)
+    if _stat_kind(root) != "dir":
+        raise RunFileError(root, "run directory not found",
+                           fix="pass a directory holding at least test_qa_complete.jsonl "
+                           "(for the study: judge-eval fetch-study DIR)")
+    name = QA_FILES[split]
+    if _stat_kind(root / name) is None:
+        raise RunFileError(root / name, "file not found", fix=f"this command needs {name} in {root}")
+    yield from iter_qa_rows(root / name, split, stream=stream)
 
 
 def read_events(path: Path | str) -> tuple[FinetuneEvent, ...]:

@@ -15,7 +15,6 @@ new one), in the text and the JSON output.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from judge_eval.errors import JudgeEvalError
-from judge_eval.core.metrics import bootstrap_means, discover_judges, frame_score, run_metrics
+from judge_eval.core.metrics import (Items, VerdictTable, as_table, bootstrap_means, discover_judges, frame_score,
+                                     run_metrics)
 from judge_eval.core.items import QAItem
 
 FRAME = "corrected"
@@ -35,11 +35,21 @@ def mcnemar_exact(b: int, c: int) -> float:
     if n == 0:
         return 1.0
     k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    # sum of comb(n, i) for i <= k, each term from the last (exact integers: comb(n, i) called
+    # afresh for every i took minutes at 15,000 discordant pairs)
+    term = total = 1
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        total += term
+    tail = total / 2 ** n
     return min(1.0, 2 * tail)
 
 
-def agreement_vector(items: Sequence[QAItem], judge: str, reference: str) -> np.ndarray:
+def agreement_vector(items: Items, judge: str, reference: str) -> np.ndarray:
+    if isinstance(items, VerdictTable):
+        r, c = items.column(reference), items.column(judge)
+        agree = r.conclusive & c.conclusive & (r.frame_scores(FRAME) == c.frame_scores(FRAME))
+        return agree.astype(float)
     out = []
     for item in items:
         r, c = item.verdict(reference), item.verdict(judge)
@@ -99,20 +109,26 @@ def _verdict_str(item: QAItem, judge: str) -> str:
     return "missing" if v is None else f"{v.source} {v.score}"
 
 
-def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str = "gpt_4",
+def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                  gated: Sequence[str] = (), profile: Any = None, old_path: str = "OLD", new_path: str = "NEW",
                  alpha: float = 0.05, seed: int = 0, resamples: int = 2000) -> RunComparison:
-    old_by_id = {i.id: i for i in old}
-    new_by_id = {i.id: i for i in new}
-    if set(old_by_id) != set(new_by_id):
+    """``old`` and ``new``: each a run's items or their ``VerdictTable`` (what ``load_table``
+    reads, a few arrays where 1,000,000 items take gigabytes)."""
+    old_t, new_t = as_table(old), as_table(new)
+    old_by_id = {i: pos for pos, i in enumerate(old_t.ids)}
+    new_by_id = {i: pos for pos, i in enumerate(new_t.ids)}
+    if old_by_id.keys() != new_by_id.keys():
         only_old = sorted(set(old_by_id) - set(new_by_id))
         only_new = sorted(set(new_by_id) - set(old_by_id))
         raise JudgeEvalError(f"the runs do not hold the same test items: {len(only_old)} only in {old_path} "
                              f"({', '.join(only_old[:3])}), {len(only_new)} only in {new_path} "
                              f"({', '.join(only_new[:3])}); compare runs of the same test set")
-    ids = sorted(old_by_id)
-    old_items = [old_by_id[i] for i in ids]
-    new_items = [new_by_id[i] for i in ids]
+    # the bootstrap order of metrics.compare: by the old items' order_key
+    old_pos = sorted(old_by_id.values(), key=old_t.rank.__getitem__)
+    ids = [old_t.ids[p] for p in old_pos]
+    new_pos = [new_by_id[i] for i in ids]
+    del old_by_id, new_by_id
+    old_items, new_items = old_t.take(old_pos), new_t.take(new_pos)
     old_found, new_found = discover_judges(old_items), discover_judges(new_items)
     for j in dict.fromkeys([reference, *gated]):
         lacking = [path for path, found in ((old_path, old_found), (new_path, new_found)) if j not in found]
@@ -125,7 +141,9 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
                 f"{', '.join(old_found) or 'none'}; in {new_path}: {', '.join(new_found) or 'none'}. "
                 f"A {role} must be in both runs to be compared: if it was renamed or dropped, fix the run "
                 f"or `{key}` of the profile")
-    old_m, new_m = run_metrics(old_items, reference), run_metrics(new_items, reference)
+    # judge groups need the items themselves (judge_eval.core.groups); a table has none
+    old_m = run_metrics(old_items if isinstance(old, VerdictTable) else [old[p] for p in old_pos], reference)
+    new_m = run_metrics(new_items if isinstance(new, VerdictTable) else [new[p] for p in new_pos], reference)
     judges = [j for j in old_m.judges if j in new_m.judges]
     removed = [j for j in old_m.judges if j not in new_m.judges]
     added = [j for j in new_m.judges if j not in old_m.judges]
@@ -146,7 +164,8 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
         c = int(((a_old == 0) & (a_new == 1)).sum())
         p = mcnemar_exact(b, c)
         if ids:
-            # Paired: one index table (bootstrap_means) resamples both runs' vectors alike.
+            # Paired: bootstrap_means resamples both runs' vectors alike (one index table, or
+            # above 10,000 items one multinomial over the four agree/disagree cells).
             new_means, old_means = bootstrap_means(a_new, a_old, seed=seed, resamples=resamples)
             diffs = new_means - old_means
             ci = tuple(float(x) for x in np.percentile(diffs, [2.5, 97.5]))
@@ -158,9 +177,10 @@ def compare_runs(old: Sequence[QAItem], new: Sequence[QAItem], *, reference: str
             x, y = getattr(o, name), getattr(n, name)
             return None if x is None or y is None else float(y - x)
 
-        changed = [ChangedItem(i, _verdict_str(oi, j), _verdict_str(ni, j))
-                   for i, oi, ni in zip(ids, old_items, new_items)
-                   if _verdict_str(oi, j) != _verdict_str(ni, j)]
+        oc, nc = old_items.column(j), new_items.column(j)
+        same_score = (oc.score == nc.score) | (np.isnan(oc.score) & np.isnan(nc.score))
+        changed = [ChangedItem(ids[i], oc.verdict_str(i), nc.verdict_str(i))
+                   for i in np.flatnonzero((oc.source != nc.source) | ~same_score).tolist()]
         results.append(JudgeComparison(
             judge=j, gated=j in gated,
             deltas={k: delta(k) for k in ("agreement_rate", "correlation", "jaccard", "kappa",
@@ -204,3 +224,20 @@ def load_items(path: Path | str) -> list[QAItem]:
     from judge_eval.core.store import read_run
 
     return list(read_run(path, require=("test",)).test)
+
+
+def load_table(path: Path | str) -> VerdictTable:
+    """The test items of run ``path`` as a ``VerdictTable``, read a line at a time: what report,
+    gate and compare need of them, with ``read_run``'s checks and errors."""
+    from judge_eval.core.store import stream_split
+
+    return VerdictTable.from_rows(stream_split(path, "test"))
+
+
+def load_for_metrics(path: Path | str) -> Items:
+    """``load_table``, or the items themselves when the run has judge groups (``<group>:<id>``
+    judges), whose metrics need them (``judge_eval.core.groups``)."""
+    from judge_eval.core.groups import discover_groups
+
+    table = load_table(path)
+    return load_items(path) if discover_groups(table.judges) else table

@@ -5,6 +5,11 @@ that is absent would silently shrink that subset. Two coverage gates, on by defa
 omission fail instead: ``max_missing`` (items a gated judge has no verdict on) and
 ``min_reference_coverage`` (share of items with a reference verdict of any source). The reference
 gate belongs to the profile, not to a judge: ``check_run`` reports it once.
+
+A profile's gates read its frame and its tie mode (``ties``: "with", the default, or "without":
+the items where either judge says tie dropped). A failure names both; the default tie mode is
+named only by omission, so that the messages of every profile without a ``ties`` key read as
+they always have.
 """
 
 from __future__ import annotations
@@ -28,12 +33,36 @@ class GateFailure:
     frame: str
     profile: str
     role: str = "judge"  # "reference judge" for the reference-coverage gate
+    ties: str = "with"  # the tie mode the gate read (named in the message when not the default)
 
     @property
     def message(self) -> str:
+        ties = "" if self.ties == "with" else f", ties {self.ties}"
         return (f"gate failed: {self.role} {self.judge!r}, {self.metric}: measured {self.measured}, "
-                f"allowed {self.allowed} (run {self.run_dir}, {self.frame} frame, "
+                f"allowed {self.allowed} (run {self.run_dir}, {self.frame} frame{ties}, "
                 f"profile {self.profile})")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate checked on a run, passed or failed: what a release manager reads in one line."""
+
+    judge: str
+    threshold: str  # the Thresholds key, e.g. "max_inconclusive_rate"
+    metric: str  # the measured metric, as GateFailure names it, e.g. "inconclusive_rate"
+    measured: float | int | None  # None: undefined (see ``note``); an undefined value fails
+    allowed: float | int  # the threshold's value
+    op: str  # ">=" or "<=": what passing means
+    counts: str = ""  # the counts behind the value: "24/64" for a rate, "of 64" for a count
+    note: str = ""  # why ``measured`` is undefined
+    role: str = "judge"  # "reference judge" for the reference-coverage gate
+    frame: str = "corrected"  # the frame and tie mode the gate read
+    ties: str = "with"
+    failure: GateFailure | None = None  # the failure, with its message, when the gate fails
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
 
 
 def _fmt(value: float | int | None) -> str:
@@ -46,20 +75,36 @@ REFERENCE_COVERAGE = "reference_coverage"  # the metric name of the min_referenc
 
 
 def check_reference_coverage(reference: str, items: int, missing: int, t: Thresholds, *,
-                             run_dir: Path | str, frame: str, profile: str) -> list[GateFailure]:
+                             run_dir: Path | str, frame: str, profile: str,
+                             ties: str = "with") -> list[GateFailure]:
     """The ``min_reference_coverage`` gate: the share of the ``items`` with a verdict by the
     reference (any source). Items the reference skipped never enter any agreement, so a low
     coverage means every judge was compared on a subset chosen by omission."""
+    result = reference_coverage_result(reference, items, missing, t, run_dir=run_dir, frame=frame,
+                                       profile=profile, ties=ties)
+    return [result.failure] if result is not None and result.failure is not None else []
+
+
+def reference_coverage_result(reference: str, items: int, missing: int, t: Thresholds, *,
+                              run_dir: Path | str, frame: str, profile: str,
+                              ties: str = "with") -> GateResult | None:
+    """The ``min_reference_coverage`` gate, passed or failed (None when the threshold is unset)."""
     if t.min_reference_coverage is None:
-        return []
+        return None
     coverage = (items - missing) / items if items else None
-    if coverage is not None and coverage >= t.min_reference_coverage:
-        return []
-    shown = (f"{_fmt(coverage)} ({items - missing} of {items} items have a verdict by the reference; "
-             f"{missing} missing)" if items else "undefined [the run has 0 items]")
-    return [GateFailure(judge=reference, metric=REFERENCE_COVERAGE, measured=shown,
-                        allowed=f">= {t.min_reference_coverage}", run_dir=str(run_dir), frame=frame,
-                        profile=profile, role="reference judge")]
+    ok = coverage is not None and coverage >= t.min_reference_coverage
+    failure = None
+    if not ok:
+        shown = (f"{_fmt(coverage)} ({items - missing} of {items} items have a verdict by the reference; "
+                 f"{missing} missing)" if items else "undefined [the run has 0 items]")
+        failure = GateFailure(judge=reference, metric=REFERENCE_COVERAGE, measured=shown,
+                              allowed=f">= {t.min_reference_coverage}", run_dir=str(run_dir), frame=frame,
+                              profile=profile, role="reference judge", ties=ties)
+    return GateResult(judge=reference, threshold="min_reference_coverage", metric=REFERENCE_COVERAGE,
+                      measured=coverage, allowed=t.min_reference_coverage, op=">=",
+                      counts=f"{items - missing}/{items}" if items else "",
+                      note="" if items else "the run has 0 items", role="reference judge", frame=frame, ties=ties,
+                      failure=failure)
 
 
 def check_comparison(c: Comparison, t: Thresholds, *, run_dir: Path | str, profile: str,
@@ -69,54 +114,75 @@ def check_comparison(c: Comparison, t: Thresholds, *, run_dir: Path | str, profi
     With ``reference`` (the default) the reference-coverage gate is checked too, as a failure of
     the reference judge: ``c``'s agreement is only as complete as the reference's verdicts.
     """
+    failures = [r.failure for r in comparison_results(c, t, run_dir=run_dir, profile=profile)
+                if r.failure is not None]
+    if reference:
+        failures += check_reference_coverage(c.reference, c.items, c.reference_missing, t, run_dir=run_dir,
+                                             frame=c.frame, profile=profile, ties=c.ties)
+    return failures
+
+
+def comparison_results(c: Comparison, t: Thresholds, *, run_dir: Path | str,
+                       profile: str) -> list[GateResult]:
+    """Every threshold of ``t`` that is set, checked on comparison ``c``: one result each, passed or
+    failed (undefined values fail), in the order of the thresholds. ``check_comparison`` keeps the
+    failed ones, so a result fails exactly when ``check_comparison`` reports it."""
     ci_low = c.agreement_ci[0] if c.agreement_ci else None
-    checks: Iterable[tuple[str, float | int | None, float | int | None, str, str]] = (
-        # metric, measured, threshold, direction, extra context for the measured value
-        ("agreement_rate", c.agreement_rate, t.min_agreement, ">=", f" ({c.agreements} of {c.total})"),
-        ("correlation", c.correlation, t.min_correlation, ">=", ""),
-        ("inconclusive", c.inconclusive, t.max_inconclusive, "<=", f" of {c.items}"),
-        ("inconclusive_rate", c.inconclusive_rate, t.max_inconclusive_rate, "<=",
-         f" ({c.inconclusive} of {c.items})"),
-        ("parse_failures", c.parse_failures, t.max_parse_failures, "<=", ""),
-        ("errors", c.errors, t.max_errors, "<=", ""),
-        ("agreement_ci_low", ci_low, t.min_agreement_ci_low, ">=", " (lower bound of the 95% interval)"),
-        ("missing", c.missing, t.max_missing, "<=", f" of {c.items} items without a verdict"),
+    checks: Iterable[tuple[str, str, float | int | None, float | int | None, str, str, str]] = (
+        # threshold, metric, measured, threshold value, direction, context for the message, counts
+        ("min_agreement", "agreement_rate", c.agreement_rate, t.min_agreement, ">=",
+         f" ({c.agreements} of {c.total})", f"{c.agreements}/{c.total}"),
+        ("min_correlation", "correlation", c.correlation, t.min_correlation, ">=", "", ""),
+        ("max_inconclusive", "inconclusive", c.inconclusive, t.max_inconclusive, "<=", f" of {c.items}",
+         f"of {c.items}"),
+        ("max_inconclusive_rate", "inconclusive_rate", c.inconclusive_rate, t.max_inconclusive_rate, "<=",
+         f" ({c.inconclusive} of {c.items})", f"{c.inconclusive}/{c.items}"),
+        ("max_parse_failures", "parse_failures", c.parse_failures, t.max_parse_failures, "<=", "", ""),
+        ("max_errors", "errors", c.errors, t.max_errors, "<=", "", ""),
+        ("min_agreement_ci_low", "agreement_ci_low", ci_low, t.min_agreement_ci_low, ">=",
+         " (lower bound of the 95% interval)", ""),
+        ("max_missing", "missing", c.missing, t.max_missing, "<=", f" of {c.items} items without a verdict",
+         f"of {c.items}"),
     )
-    failures = []
-    for metric, measured, threshold, op, context in checks:
+    results = []
+    for name, metric, measured, threshold, op, context, counts in checks:
         if threshold is None:
             continue
         ok = measured is not None and (measured >= threshold if op == ">=" else measured <= threshold)
+        failure = None
         if not ok:
             shown = _fmt(measured) + context
             if measured is None and metric in c.notes:
                 shown += f" [{c.notes[metric]}]"
-            failures.append(GateFailure(judge=c.judge, metric=metric, measured=shown,
-                                        allowed=f"{op} {threshold}", run_dir=str(run_dir),
-                                        frame=c.frame, profile=profile))
-    if reference:
-        failures += check_reference_coverage(c.reference, c.items, c.reference_missing, t, run_dir=run_dir,
-                                             frame=c.frame, profile=profile)
-    return failures
+            failure = GateFailure(judge=c.judge, metric=metric, measured=shown,
+                                  allowed=f"{op} {threshold}", run_dir=str(run_dir),
+                                  frame=c.frame, profile=profile, ties=c.ties)
+        why = "agreement_ci" if metric == "agreement_ci_low" else metric  # the key of its reason in c.notes
+        note = "" if measured is not None else c.notes.get(why, "undefined")
+        results.append(GateResult(judge=c.judge, threshold=name, metric=metric, measured=measured,
+                                  allowed=threshold, op=op, counts=counts, note=note, frame=c.frame, ties=c.ties,
+                                  failure=failure))
+    return results
 
 
 def check_reference(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateFailure]:
     """The profile's reference-coverage gate on a run (one per profile, not per judge)."""
     ref = metrics.reference_stats
     return check_reference_coverage(metrics.reference, ref.items, ref.missing, profile.thresholds,
-                                    run_dir=run_dir, frame=profile.frame, profile=profile.name)
+                                    run_dir=run_dir, frame=profile.frame, profile=profile.name,
+                                    ties=profile.ties)
 
 
 def check_judge(metrics: RunMetrics, judge: str, profile: Profile, *, run_dir: Path | str,
                 reference: bool = True) -> list[GateFailure]:
-    """Gate one judge of a run with the profile's thresholds, in the profile's frame, including
+    """Gate one judge of a run with the profile's thresholds, in the profile's frame and tie mode, including
     (unless ``reference`` is false) the reference-coverage gate its agreement depends on."""
     if judge not in metrics.judges:
         raise JudgeEvalError(
             f"profile {profile.name!r} gates judge {judge!r}, but the run {run_dir} has no verdicts "
             f"by it; judges found: {', '.join(metrics.judges) or 'none'}. Fix `gated` in "
             f"[tool.judge_eval.profiles.{profile.name}] or the run")
-    return check_comparison(metrics.judges[judge][profile.frame], profile.thresholds,
+    return check_comparison(metrics.comparison(judge, profile.frame, profile.ties), profile.thresholds,
                             run_dir=run_dir, profile=profile.name, reference=reference)
 
 
@@ -129,6 +195,26 @@ def check_run(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> 
     judge_failures = [f for judge in profile.gated
                       for f in check_judge(metrics, judge, profile, run_dir=run_dir, reference=False)]
     return check_reference(metrics, profile, run_dir=run_dir) + judge_failures
+
+
+def gate_results(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateResult]:
+    """Every gate of the profile on a run, passed or failed: each threshold set (the default-on
+    coverage gates included) for each gated judge, in the profile's frame and tie mode, then the
+    reference-coverage gate once. The failed ones are exactly ``check_run``'s failures. A profile
+    that gates no judge has no gate (as ``judge_eval.plugin.gate_cases`` makes none)."""
+    results = []
+    for judge in profile.gated:
+        if judge not in metrics.judges:
+            check_judge(metrics, judge, profile, run_dir=run_dir)  # raises the error that names the fix
+        results += comparison_results(metrics.comparison(judge, profile.frame, profile.ties), profile.thresholds,
+                                      run_dir=run_dir, profile=profile.name)
+    ref = metrics.reference_stats
+    coverage = reference_coverage_result(metrics.reference, ref.items, ref.missing, profile.thresholds,
+                                         run_dir=run_dir, frame=profile.frame, profile=profile.name,
+                                         ties=profile.ties)
+    if coverage is not None and profile.gated:
+        results.append(coverage)
+    return results
 
 
 def pipeline_failures(run: Any, profile: Profile) -> list[str]:

@@ -78,8 +78,9 @@ async def _answer(question: str, pair: tuple[str, str], engines: Mapping[str, An
     except CallFailedError as exc:
         # Kept in the run with its reason (no answers to judge); the judging stages record an
         # `error` verdict for it, and the gates count errors.
-        return QAItem(id=item_id(split, question), split=split, question=question,
-                      answers=(Answer(pair[0], ""), Answer(pair[1], "")), source="",
+        empty = (Answer(pair[0], ""), Answer(pair[1], ""))
+        return QAItem(id=item_id(split, question, empty), split=split, question=question,
+                      answers=empty, source="",
                       extra={"error": f"answers stage: {exc}"})
     for label, response in zip(pair, responses, strict=True):
         answers.append(Answer(model=label, text=str(response)))
@@ -88,5 +89,5 @@ async def _answer(question: str, pair: tuple[str, str], engines: Mapping[str, An
             # Both engines share one retriever, so this means the index changed mid-run.
             raise AssertionError(f"two answer models retrieved different sources for {question!r}")
         source = node_source
-    return QAItem(id=item_id(split, question), split=split, question=question,
+    return QAItem(id=item_id(split, question, answers), split=split, question=question,
                   answers=(answers[0], answers[1]), source=source or "")

@@ -462,14 +462,15 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
         "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
         "packages": _versions(),
     }
-    # Written in id order, so the files do not depend on the order in which items completed.
+    # Written in the items' order key (question first), so the files do not depend on the order in which
+    # items completed, and keep the order they had before ids included the answers.
     from judge_eval.core.items import ORDERS
 
     def event_key(e: Any) -> tuple[str, int]:
         return (e.item_id or "", ORDERS.index(e.order) if e.order in ORDERS else len(ORDERS))
 
-    run = Run(path=ctx.run_dir, train=tuple(sorted(train, key=lambda i: i.id)),
-              test=tuple(sorted(test, key=lambda i: i.id)), events=tuple(sorted(events, key=event_key)),
+    run = Run(path=ctx.run_dir, train=tuple(sorted(train, key=lambda i: i.order_key)),
+              test=tuple(sorted(test, key=lambda i: i.order_key)), events=tuple(sorted(events, key=event_key)),
               resolved=tuple(sorted(resolved, key=event_key)), meta=meta)
     write_run(run)
     return ctx.run_dir

@@ -37,14 +37,20 @@ class Settings:
 
 @dataclass
 class Reported:
-    """A run whose metrics the session computed; printed in the terminal summary."""
+    """A run whose metrics the session computed; printed in the terminal summary: ``text`` (the
+    compact table and gate lines) by default, ``full`` (the study's layout) with --judge-report=full."""
 
     title: str
     text: str
     markdown: str = ""
+    full: str = ""
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+#: --judge-report / judge_eval_report: what the terminal summary shows of each run.
+REPORT_MODES = ("compact", "full")
+MISSING_PREFIX = "missing data ("
+STRICT_ENV = "JUDGE_EVAL_STRICT"
 REPORTS_KEY = pytest.StashKey[list[Reported]]()
 GATE_CACHE_KEY = pytest.StashKey[dict[tuple[str, str], Any]]()
 
@@ -68,10 +74,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also write the session's metrics tables as Markdown to this file, e.g. "
                          "$GITHUB_STEP_SUMMARY (ini: judge_eval_report_md)")
     parser.addini("judge_eval_report_md", "file for the Markdown metrics tables", default="")
+    group.addoption("--judge-report", default=None, metavar="{compact,full}",
+                    help="terminal summary of each run: compact (default: one table, 3 significant digits, one "
+                         "PASS/FAIL line per gate) or full (every metric in both frames at full precision, the "
+                         "study's layout, then the gate lines) (ini: judge_eval_report)")
+    parser.addini("judge_eval_report", "terminal summary of each run: compact or full", default="")
     group.addoption("--baseline-run", default=None,
                     help="a previous run directory of the same test items: the release tests fail when a gated "
                          "judge's agreement dropped significantly since (ini: judge_eval_baseline_run)")
     parser.addini("judge_eval_baseline_run", "baseline run directory for regression checks", default="")
+    group.addoption("--judge-strict", action="store_true", default=None,
+                    help="CI: data a collected test needs (the study's files, a profile's cassettes or run) is an "
+                         f"error when missing, not a skip (ini: judge_eval_strict; env: {STRICT_ENV}=1)")
+    parser.addini("judge_eval_strict", "missing data is an error, not a skip", type="bool", default=False)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -135,6 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.stash[INERT_KEY]:
         return
     _check_record_mode(config)
+    report_mode(config)  # a bad value is a usage error before any test runs
     config.stash[SETTINGS_KEY] = _settings(config, pyproject)
     config.stash[REPORTS_KEY] = []
     config.stash[GATE_CACHE_KEY] = {}
@@ -159,14 +175,15 @@ class _CollectWorkerReports:
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         for raw in getattr(node, "workeroutput", {}).get("judge_eval_reports", []):
-            add_report(self.config, raw["title"], raw["text"], raw["markdown"])
+            add_report(self.config, raw["title"], raw["text"], raw["markdown"], raw.get("full", ""))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if active(config) and _is_worker(config):
         config.workeroutput["judge_eval_reports"] = [  # type: ignore[attr-defined]
-            {"title": r.title, "text": r.text, "markdown": r.markdown} for r in config.stash[REPORTS_KEY]]
+            {"title": r.title, "text": r.text, "markdown": r.markdown, "full": r.full}
+            for r in config.stash[REPORTS_KEY]]
 
 
 def active(config: pytest.Config) -> bool:
@@ -179,6 +196,47 @@ def settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"judge_eval: {_pyproject(config)} has no [tool.judge_eval] table; add "
                                 "[tool.judge_eval.profiles.NAME] to use judge_eval's fixtures")
     return config.stash[SETTINGS_KEY]
+
+
+def strict(config: pytest.Config) -> bool:
+    """--judge-strict, then JUDGE_EVAL_STRICT, then the ini key judge_eval_strict."""
+    import os
+
+    if config.getoption("--judge-strict"):
+        return True
+    env = os.environ.get(STRICT_ENV, "").strip().lower()
+    if env:
+        return env in ("1", "true", "yes", "on")
+    return bool(config.getini("judge_eval_strict"))
+
+
+def missing_data(config: pytest.Config, cause: str, detail: str) -> None:
+    """Data a test needs is not there. In strict mode (CI) the test fails with ``cause`` and
+    ``detail``; otherwise it is skipped with them, and the summary counts the skips per cause."""
+    message = f"{MISSING_PREFIX}{cause}): {detail}"
+    if strict(config):
+        pytest.fail(f"{message} (--judge-strict: missing data is an error)", pytrace=False)
+    pytest.skip(message)
+
+
+def _missing_data_skips(reports: list[Any]) -> dict[str, int]:
+    """Tests skipped per missing-data cause (a session fixture skips once, and every test that
+    uses it is skipped with the same reason)."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        longrepr = getattr(report, "longrepr", None)
+        if not isinstance(longrepr, tuple):
+            continue
+        reason = str(longrepr[2]).removeprefix("Skipped: ")
+        if reason.startswith(MISSING_PREFIX):
+            cause = reason[len(MISSING_PREFIX):].split("): ", 1)[0]
+            counts[cause] = counts.get(cause, 0) + 1
+    return counts
+
+
+def study_data_hint(s: Settings) -> str:
+    return (f"get it with `judge-eval fetch-study DIR`, then pass --study-dir=DIR or set "
+            f"JUDGE_EVAL_STUDY_DIR=DIR (looked in {s.study_dir}, from {s.study_dir_from})")
 
 
 def concurrency(config: pytest.Config, profile_default: int) -> int:
@@ -197,24 +255,62 @@ def concurrency(config: pytest.Config, profile_default: int) -> int:
     return value
 
 
-def report_run(config: pytest.Config, label: str, items, profile, title: str):
+def report_mode(config: pytest.Config) -> str:
+    """--judge-report, then the ini key judge_eval_report, then ``compact``."""
+    option = config.getoption("--judge-report")
+    value, where = (option, f"--judge-report={option}") if option is not None else (
+        config.getini("judge_eval_report"), f"judge_eval_report = {config.getini('judge_eval_report')!r}")
+    if not value:
+        return REPORT_MODES[0]
+    if value not in REPORT_MODES:
+        raise pytest.UsageError(f"{where}: unknown report mode; allowed: {', '.join(REPORT_MODES)} "
+                                "(compact: one table and one PASS/FAIL line per gate; full: every metric in "
+                                "both frames at full precision)")
+    return value
+
+
+def report_run(config: pytest.Config, label: str, items, profile, title: str, *, run_dir: Path | str | None = None):
     """Compute ``items``' metrics against the profile's reference and show them in the terminal
-    summary (and the --judge-report-md file). Returns the metrics."""
+    summary (and the --judge-report-md file): one compact table in the profile's frame and tie mode,
+    gated judges marked, then one PASS/FAIL line per gate of the profile (the study's full layout
+    with --judge-report=full). Returns the metrics."""
     from judge_eval.core.metrics import run_metrics
-    from judge_eval.reporting.report import render_markdown, render_text
+    from judge_eval.errors import JudgeEvalError
+    from judge_eval.gating.gates import gate_results
+    from judge_eval.reporting.report import gate_line, render_compact, render_markdown_report, render_text
 
     metrics = run_metrics(items, profile.reference, seed=profile.bootstrap_seed,
                           resamples=profile.bootstrap_resamples)
-    add_report(config, label, render_text(metrics, title=title), render_markdown(metrics, title=f"judge_eval: {title}"))
+    problem = []
+    try:
+        gates = gate_results(metrics, profile, run_dir=run_dir if run_dir is not None else label)
+    except JudgeEvalError as exc:  # a gated judge without verdicts in the run; its gate tests fail on it too
+        gates, problem = [], [f"FAIL gates not checked: {exc}"]
+    view = {"frame": profile.frame, "ties": profile.ties, "gated": profile.gated}
+    text = render_compact(metrics, title=title, gates=gates, **view) + "".join(f"{line}\n" for line in problem)
+    lines = [gate_line(r) for r in gates] + problem
+    full = render_text(metrics, title=title, ties=profile.ties) + ("\n" + "".join(f"{line}\n" for line in lines)
+                                                                   if lines else "")
+    markdown = render_markdown_report(metrics, title=f"judge_eval: {title}", gates=gates, **view)
+    add_report(config, label, text, markdown, full)
     return metrics
 
 
-def add_report(config: pytest.Config, title: str, text: str, markdown: str = "") -> None:
-    """Show ``text`` under ``title`` in the session's terminal summary (and ``markdown`` in the
-    file of --judge-report-md)."""
-    reported = Reported(title, text, markdown)
+def add_report(config: pytest.Config, title: str, text: str, markdown: str = "", full: str = "") -> None:
+    """Show ``text`` under ``title`` in the session's terminal summary (``full`` instead with
+    --judge-report=full, when given), and ``markdown`` in the file of --judge-report-md."""
+    reported = Reported(title, text, markdown, full)
     if reported not in config.stash[REPORTS_KEY]:  # the same run reported by two fixtures: once
         config.stash[REPORTS_KEY].append(reported)
+
+
+def summary_sections(config: pytest.Config, mode: str | None = None) -> list[tuple[str, str]]:
+    """(separator title, text) of every run the session reported, as the terminal summary prints
+    them: sorted by title, so that the order does not depend on which worker finished first; each
+    in the form ``mode`` names (default: the one --judge-report chose)."""
+    full = (mode or report_mode(config)) == "full"
+    reports = sorted(config.stash.get(REPORTS_KEY, []), key=lambda r: r.title)
+    return [(f"judge_eval: {r.title}", r.full if full and r.full else r.text) for r in reports]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -296,9 +392,10 @@ class JudgeGate:
                     cache[key] = exc
         result = cache[key]
         if result is None:
-            hint = (f"judge-eval fetch-study {run_dir}, or --study-dir=DIR / JUDGE_EVAL_STUDY_DIR"
-                    if profile.name == "study" else f"set `data` of [tool.judge_eval.profiles.{profile.name}]")
-            pytest.skip(f"profile {profile.name}: no run at {run_dir} (test_qa_complete.jsonl missing); {hint}")
+            if profile.name == "study":
+                missing_data(self.config, "the study's data is missing", study_data_hint(s))
+            missing_data(self.config, f"profile {profile.name}: no run at {run_dir}",
+                         f"test_qa_complete.jsonl missing; set `data` of [tool.judge_eval.profiles.{profile.name}]")
         if isinstance(result, Exception):
             pytest.fail(str(result), pytrace=False)
         return run_dir, result
@@ -329,11 +426,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     if _is_worker(config):
         return  # the controller prints and writes what the workers computed
-    # Sorted, so that the order does not depend on which worker finished first.
+    for cause, count in sorted(_missing_data_skips(terminalreporter.stats.get("skipped", [])).items()):
+        terminalreporter.write_line(f"judge_eval: {count} test(s) skipped: {cause} "
+                                    "(--judge-strict makes this an error)")
+    for title, text in summary_sections(config):
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write(text)
     reports = sorted(config.stash.get(REPORTS_KEY, []), key=lambda r: r.title)
-    for report in reports:
-        terminalreporter.write_sep("=", f"judge_eval: {report.title}")
-        terminalreporter.write(report.text)
     target = config.getoption("--judge-report-md") or config.getini("judge_eval_report_md")
     if target and reports:
         from judge_eval.core.store import atomic_write_bytes

@@ -96,7 +96,9 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"agreement with {metrics.reference}")
     ax.set_title("agreement, 95% bootstrap interval", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    # Outside the axes, to the right: bars reach up to 1.0 and down to 0, so any corner inside
+    # the axes can cover one of them.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
     for n, j in enumerate(shown):
         cm = confusion(items, j, metrics.reference)
@@ -115,9 +117,13 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
         note = (f"Confusion matrices of the first {len(shown)} of {len(judges)} judges only; "
                 f"left out: {names}.")
         fig.text(0.01, 0.0, textwrap.fill(note, int(width * 14)), ha="left", va="top", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
+    fig.suptitle(title or default_title(metrics), fontsize=11)
     return fig
+
+
+def default_title(metrics: RunMetrics) -> str:
+    n = metrics.reference_stats.items
+    return f"Agreement of {len(metrics.judges)} judge(s) with {metrics.reference} on {n} pairs"
 
 
 def plot_run(metrics: RunMetrics, items: Sequence[QAItem], out: Path | str, *, title: str = "",

@@ -1,21 +1,70 @@
-"""Reports of a run's metrics: text in the study's layout, Markdown, and JSON.
+"""Reports of a run's metrics: a compact table, text in the study's layout, Markdown, and JSON.
+
+The compact table (``render_compact``, what ``judge-eval report`` and the pytest summary show by
+default) is one row per judge in one frame and one tie mode, 3 significant digits, gated judges
+marked ``*``, one reason line per judge with an undefined metric, then one PASS/FAIL line per gate
+(``judge_eval.gating.gates.gate_results``). The study's layout (``render_text``: every metric of
+every judge in both frames at full precision, reproducing the published printout) is
+``--format study`` and ``pytest --judge-report=full``.
 
 Every format shows coverage: how many items each judge, and the reference, has no verdict on
 (agreement only ever sees the items where both have one).
+
+Every format says which tie mode it shows: text and Markdown show one (``ties="with"`` by
+default, MT-Bench's S1, the published table) in full and the other's agreement, interval and
+kappa beside it; JSON carries both in full (``judges`` with ties, ``judges_without_ties``).
+Annotator groups (``judge_eval.core.groups``) get a section of their own: the group's own
+agreement as the ceiling, and every other judge's agreement with the group's majority and per
+vote, placed against that ceiling.
 """
 
 from __future__ import annotations
 
 import json
 
-from judge_eval.core.metrics import FRAMES, Comparison, RunMetrics
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-FORMATS = ("text", "json", "markdown")
+from judge_eval.core.groups import GroupMetrics, Tally
+from judge_eval.core.metrics import FRAMES, TIES, Comparison, RunMetrics, check_ties
+from judge_eval.errors import JudgeEvalError
+
+if TYPE_CHECKING:
+    from judge_eval.gating.gates import GateResult
+
+#: text: the compact table (and gate lines); study: every metric in both frames at full
+#: precision, the study's layout; markdown: the compact table, then every table.
+FORMATS = ("text", "study", "json", "markdown")
 
 _FRAME_TITLES = {
     "study": "study frame: raw scores, as the published notebook compared them",
     "corrected": "corrected frame: scores normalised to 'first answer wins'",
 }
+
+_TIES_TITLES = {
+    "with": "ties with (MT-Bench S1: a tie is a verdict; every item where both judges are conclusive)",
+    "without": "ties without (MT-Bench S2: items where either judge says tie dropped)",
+}
+
+#: The frame the group sections of the text and Markdown reports show (JSON carries both).
+GROUP_FRAME = "corrected"
+
+
+def _items(n: int) -> str:
+    return f"{n} item{'' if n == 1 else 's'}"
+
+
+def _other(ties: str) -> str:
+    return TIES[1 - TIES.index(ties)]
+
+
+def _ties_line(c: Comparison) -> str:
+    """The other tie mode's agreement, in one line under a judge's block."""
+    ci = (f"[{c.agreement_ci[0]}, {c.agreement_ci[1]}]" if c.agreement_ci
+          else f"undefined ({c.notes.get('agreement_ci', 'no items')})")
+    how = f"{_items(c.tie_items)} where either says tie {'dropped' if c.ties == 'without' else 'included'}"
+    return (f"Ties {c.ties} (MT-Bench {'S2' if c.ties == 'without' else 'S1'}; {how}): "
+            f"{c.agreements} agreements out of {c.total}; agreement rate {_value(c, 'agreement_rate')}; "
+            f"Cohen's kappa {_value(c, 'kappa')}; 95% interval {ci}")
 
 
 def _value(c: Comparison, name: str) -> str:
@@ -47,21 +96,61 @@ def _block(c: Comparison) -> str:
     )
 
 
-def render_text(metrics: RunMetrics, *, title: str | None = None) -> str:
+def _tally(t: Tally, digits: int = 4) -> str:
+    return f"{t.agreements} of {t.comparisons} ({_num(t.rate, digits)})"
+
+
+def _group_lines(g: GroupMetrics, ties: str, frame: str = GROUP_FRAME) -> list[str]:
+    """One group in the text report: its ceiling, then two lines per other judge."""
+    modes = (ties, _other(ties))
+    view = g.view(frame, ties)
+    lines = [f"== annotator group {g.group} ({frame} frame): {len(g.members)} annotators "
+             f"({', '.join(g.members)}); {g.votes} votes ({g.conclusive_votes} conclusive) on "
+             f"{g.items_voted} of {g.items} items; majority: {g.majority_source} ==",
+             f"Majority verdicts: {view.majority_conclusive} conclusive, {view.majority_inconclusive} "
+             f"inconclusive (no strict majority), {view.majority_missing} missing (no vote)",
+             f"{g.group}-{g.group} agreement (the ceiling): "
+             + "; ".join(f"ties {t} {_tally(g.view(frame, t).ceiling)}" for t in modes)]
+    for judge in view.judges:
+        lines.append(f"{judge}: agreement with the {g.group} majority: " + "; ".join(
+            f"ties {t} {_majority(g.view(frame, t).judges[judge].majority)}" for t in modes))
+        lines.append(f"{judge}: per-vote agreement: " + "; ".join(
+            f"ties {t} {_tally(g.view(frame, t).judges[judge].per_vote)} vs {g.group}-{g.group} "
+            f"{_num(g.view(frame, t).ceiling.rate, 4)}" for t in modes))
+    return lines
+
+
+def _majority(c: Comparison, digits: int = 4) -> str:
+    return f"{c.agreements} of {c.total} ({_num(c.agreement_rate, digits)}, kappa {_num(c.kappa, digits)})"
+
+
+def _reference_line(metrics: RunMetrics) -> str:
     ref = metrics.reference_stats
+    return (f"Reference judge: {metrics.reference}; number of inconclusives: {ref.inconclusive} "
+            f"of {ref.items} (parse failures {ref.parse_failures}, errors {ref.errors}); "
+            f"missing verdicts: {ref.missing} of {ref.items} (reference coverage "
+            f"{_num(metrics.reference_coverage, 4)})")
+
+
+def render_text(metrics: RunMetrics, *, title: str | None = None, ties: str = "with") -> str:
+    check_ties(ties)
     lines = []
     if title:
         lines.append(title)
-    lines.append(f"Reference judge: {metrics.reference}; number of inconclusives: {ref.inconclusive} "
-                 f"of {ref.items} (parse failures {ref.parse_failures}, errors {ref.errors}); "
-                 f"missing verdicts: {ref.missing} of {ref.items} (reference coverage "
-                 f"{_num(metrics.reference_coverage, 4)})")
+    lines.append(_reference_line(metrics))
+    lines.append(f"Shown: {_TIES_TITLES[ties]}; each judge's last line: ties {_other(ties)}")
+    shown, other = metrics.comparisons(ties), metrics.comparisons(_other(ties))
     for frame in FRAMES:
         lines.append("")
-        lines.append(f"== {_FRAME_TITLES[frame]} ==")
-        for frames in metrics.judges.values():
+        lines.append(f"== {_FRAME_TITLES[frame]}; ties {ties} ==")
+        for name, frames in shown.items():
             lines.append("")
             lines.append(_block(frames[frame]).rstrip("\n"))
+            if name in other:
+                lines.append(_ties_line(other[name][frame]))
+    for group in metrics.groups.values():
+        lines.append("")
+        lines += _group_lines(group, ties)
     return "\n".join(lines) + "\n"
 
 
@@ -83,33 +172,250 @@ def _line(text: object) -> str:
     return " ".join(str(text).splitlines())
 
 
-def render_markdown(metrics: RunMetrics, *, title: str | None = None) -> str:
-    """One table per frame, for a pull-request comment or a CI step summary."""
+def render_markdown(metrics: RunMetrics, *, title: str | None = None, ties: str = "with") -> str:
+    """One table per frame, for a pull-request comment or a CI step summary, in the tie mode
+    ``ties``; the other mode's agreement as a list under each table; a table per annotator group."""
+    check_ties(ties)
     ref = metrics.reference_stats
+    other = metrics.comparisons(_other(ties))
     lines = [f"### {_line(title or 'judge_eval report')}", "",
              f"Reference judge **{_cell(metrics.reference)}**: {ref.inconclusive} inconclusive of {ref.items} "
              f"(parse failures {ref.parse_failures}, errors {ref.errors}); missing verdicts {ref.missing} "
-             f"of {ref.items} (reference coverage {_num(metrics.reference_coverage)}).", ""]
+             f"of {ref.items} (reference coverage {_num(metrics.reference_coverage)}).", "",
+             f"Tables: {_TIES_TITLES[ties]}.", ""]
     for frame in FRAMES:
-        lines += [f"**{_FRAME_TITLES[frame]}**", "",
+        lines += [f"**{_FRAME_TITLES[frame]}; ties {ties}**", "",
                   "| judge | inconclusive | parse failures | errors | agreements | agreement rate | 95% interval "
                   "| correlation | Jaccard | Cohen's kappa | missing |",
                   "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
-        for name, frames in metrics.judges.items():
+        for name, frames in metrics.comparisons(ties).items():
             c = frames[frame]
             ci = f"[{_num(c.agreement_ci[0])}, {_num(c.agreement_ci[1])}]" if c.agreement_ci else "n/a"
             lines.append(f"| {_cell(name)} | {c.inconclusive} | {c.parse_failures} | {c.errors} | {c.agreements} of "
                          f"{c.total} | {_num(c.agreement_rate)} | {ci} | {_num(c.correlation)} | "
                          f"{_num(c.jaccard)} | {_num(c.kappa)} | {c.missing} of {c.items} |")
         lines.append("")
+        if other:
+            title = _TIES_TITLES[_other(ties)]
+            lines += [f"{title[0].upper()}{title[1:]}:", ""]
+            for name, frames in other.items():
+                o = frames[frame]
+                ci = f"[{_num(o.agreement_ci[0])}, {_num(o.agreement_ci[1])}]" if o.agreement_ci else "n/a"
+                lines.append(f"- {_line(_cell(name))}: {o.agreements} of {o.total} agreements "
+                             f"({_num(o.agreement_rate)}), 95% interval {ci}, Cohen's kappa {_num(o.kappa)}; "
+                             f"{_items(o.tie_items)} where either says tie")
+            lines.append("")
+    for group in metrics.groups.values():
+        lines += _group_markdown(group, ties)
     return "\n".join(lines)
 
 
-def render(metrics: RunMetrics, fmt: str = "text", *, title: str | None = None) -> str:
+def _group_markdown(g: GroupMetrics, ties: str, frame: str = GROUP_FRAME) -> list[str]:
+    modes = (ties, _other(ties))
+    view = g.view(frame, ties)
+    lines = [f"**annotator group {_cell(g.group)} ({frame} frame)**: {len(g.members)} annotators "
+             f"({_cell(', '.join(g.members))}); {g.votes} votes ({g.conclusive_votes} conclusive) on "
+             f"{g.items_voted} of {g.items} items; majority: {_cell(g.majority_source)} "
+             f"({view.majority_conclusive} conclusive, {view.majority_inconclusive} inconclusive, "
+             f"{view.majority_missing} missing). {_cell(g.group)}-{_cell(g.group)} agreement (the ceiling): "
+             + "; ".join(f"ties {t} {_tally(g.view(frame, t).ceiling, 3)}" for t in modes) + ".", "",
+             f"| judge | ties | agreement with the majority | Cohen's kappa | per-vote agreement | "
+             f"{_cell(g.group)}-{_cell(g.group)} (ceiling) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for judge in view.judges:
+        for t in modes:
+            v = g.view(frame, t)
+            j = v.judges[judge]
+            lines.append(f"| {_cell(judge)} | {t} | {j.majority.agreements} of {j.majority.total} "
+                         f"({_num(j.majority.agreement_rate)}) | {_num(j.majority.kappa)} | "
+                         f"{_tally(j.per_vote, 3)} | {_num(v.ceiling.rate)} |")
+    lines.append("")
+    return lines
+
+
+# --------------------------------------------------------------------------- the compact table
+
+_TIES_SHORT = {"with": "ties with (MT-Bench S1)", "without": "ties without (MT-Bench S2: tie items dropped)"}
+_NOT_MET = {">=": "<", "<=": ">"}
+_PAIRWISE = frozenset({"agreement_rate", "correlation", "agreement_ci_low"})  # gates that depend on frame and ties
+_STAR = " \\*"  # the gated mark in Markdown, escaped: a bare * would start emphasis
+
+
+def sig(value: float | None, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits, trailing zeros kept (``1.00``); None is ``n/a``."""
+    if value is None:
+        return "n/a"
+    text = f"{value:#.{digits}g}"
+    return text if "e" in text else text.rstrip(".")
+
+
+def _reason(note: str) -> str:
+    return note.removeprefix("undefined: ")
+
+
+def _check_frame(frame: str) -> None:
+    if frame not in FRAMES:
+        raise JudgeEvalError(f"unknown frame {frame!r}; known frames: {', '.join(FRAMES)}")
+
+
+def _table_title(metrics: RunMetrics, frame: str, ties: str, marked: bool) -> str:
+    return (f"{frame} frame, {_TIES_SHORT[ties]}; agreement, r and kappa against the reference "
+            f"{metrics.reference}" + ("; * gated" if marked else ""))
+
+
+_HEADER = ("judge", "inconclusive", "missing", "parse fail", "errors", "agreement [95% CI]", "r", "kappa")
+
+
+def _reference_row(metrics: RunMetrics) -> tuple[str, ...]:
+    ref = metrics.reference_stats
+    return (f"{ref.inconclusive}/{ref.items}", str(ref.missing), str(ref.parse_failures), str(ref.errors), "-",
+            "-", "-")
+
+
+def _row(c: Comparison) -> tuple[str, ...]:
+    agreement = f"{c.agreements}/{c.total} {sig(c.agreement_rate)}"
+    if c.agreement_ci:
+        agreement += f" [{sig(c.agreement_ci[0])}, {sig(c.agreement_ci[1])}]"
+    return (f"{c.inconclusive}/{c.items}", str(c.missing), str(c.parse_failures), str(c.errors), agreement,
+            sig(c.correlation), sig(c.kappa))
+
+
+def na_line(c: Comparison, reference_conclusive: int | None = None) -> str | None:
+    """One short line saying why a judge's agreement, r or kappa is n/a (None when all are defined)."""
+    undefined = [(label, key) for label, key in (("agreement", "agreement_rate"), ("r", "correlation"),
+                                                 ("kappa", "kappa")) if getattr(c, key) is None]
+    if not undefined:
+        return None
+    if c.total == 0:  # one cause for all of them
+        why = _reason(c.notes.get("agreement_rate", "no item where both judges are conclusive"))
+        conclusive = c.items - c.missing - c.inconclusive - c.parse_failures - c.errors
+        ref = f", {c.reference} {reference_conclusive}" if reference_conclusive is not None else ""
+        return f"n/a {c.judge}: {why} (conclusive verdicts of {c.items}: {c.judge} {conclusive}{ref})"
+    reasons: dict[str, list[str]] = {}
+    for label, key in undefined:
+        reasons.setdefault(_reason(c.notes.get(key, "undefined")), []).append(label)
+    return f"n/a {c.judge}: " + "; ".join(f"{', '.join(labels)}: {why}" for why, labels in reasons.items())
+
+
+def _measured(r: GateResult) -> str:
+    """The measured value to 3 significant digits, or more when 3 would put it on the wrong side of
+    (or onto) the threshold the line says it passes or misses."""
+    value = r.measured
+    if isinstance(value, int) or value is None:
+        return str(value)
+    for digits in range(3, 18):
+        text = sig(value, digits)
+        shown = float(text)
+        ok = shown >= r.allowed if r.op == ">=" else shown <= r.allowed
+        if ok == r.passed:
+            return text
+    return repr(value)
+
+
+def gate_line(r: GateResult) -> str:
+    """``PASS ft_gpt_3p5 agreement_rate 0.936 (44/47) >= allowed 0.85`` or
+    ``FAIL gpt_3p5 inconclusive_rate 0.375 (24/64) > allowed 0.25``."""
+    status = "PASS" if r.passed else "FAIL"
+    who = r.judge if r.role == "judge" else f"{r.judge} (reference)"
+    if r.measured is None:
+        return f"{status} {who} {r.metric} n/a, allowed {r.op} {r.allowed}: {_reason(r.note)}"
+    counts = f" ({r.counts})" if r.counts else ""
+    op = r.op if r.passed else _NOT_MET[r.op]
+    return f"{status} {who} {r.metric} {_measured(r)}{counts} {op} allowed {r.allowed}"
+
+
+def _elsewhere(r: GateResult, frame: str, ties: str) -> str:
+    """Names the frame and tie mode a gate read when the table above shows another."""
+    if r.metric not in _PAIRWISE or (r.frame, r.ties) == (frame, ties):
+        return ""
+    return f" ({r.frame} frame, ties {r.ties})"
+
+
+def _group_line(g: GroupMetrics, frame: str, ties: str) -> str:
+    ceiling = g.view(frame, ties).ceiling
+    return (f"annotator group {g.group} ({len(g.members)} annotators): {g.group}-{g.group} agreement "
+            f"{ceiling.agreements}/{ceiling.comparisons} {sig(ceiling.rate)} (the ceiling); agreement with "
+            "its majority and per vote in the full report")
+
+
+def render_compact(metrics: RunMetrics, *, frame: str = "corrected", ties: str = "with",
+                   gated: Iterable[str] = (), title: str | None = None,
+                   gates: Sequence[GateResult] | None = None) -> str:
+    """One table: a row per judge in ``frame`` and tie mode ``ties`` (gated judges marked ``*``),
+    a reason line per judge with an undefined metric, a line per annotator group, then one
+    PASS/FAIL line per gate in ``gates``."""
+    _check_frame(frame)
+    check_ties(ties)
+    gated = set(gated)
+    shown = metrics.comparisons(ties)
+    marked = bool(gated & set(shown))
+    rows = [(f"  {_HEADER[0]}", *_HEADER[1:]), (f"  {metrics.reference} (reference)", *_reference_row(metrics))]
+    rows += [(f"{'*' if name in gated else ' '} {name}", *_row(frames[frame])) for name, frames in shown.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+    left = {0, 5}  # judge and agreement read left to right; counts and numbers align right
+    lines = [title] if title else []
+    lines.append(_table_title(metrics, frame, ties, marked))
+    for row in rows:
+        lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    ref_conclusive = metrics.reference_stats.conclusive
+    lines += [line for frames in shown.values() if (line := na_line(frames[frame], ref_conclusive))]
+    lines += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+    lines += [gate_line(r) + _elsewhere(r, frame, ties) for r in gates or ()]
+    return "\n".join(lines) + "\n"
+
+
+def render_compact_markdown(metrics: RunMetrics, *, frame: str = "corrected", ties: str = "with",
+                            gated: Iterable[str] = (), title: str | None = None,
+                            gates: Sequence[GateResult] | None = None) -> str:
+    """The compact table as Markdown, its reason lines and one PASS/FAIL item per gate."""
+    _check_frame(frame)
+    check_ties(ties)
+    gated = set(gated)
+    shown = metrics.comparisons(ties)
+    marked = bool(gated & set(shown))
+    lines = [f"### {_line(title or 'judge_eval report')}", "",
+             _cell(_table_title(metrics, frame, ties, marked)).replace("*", _STAR.strip()), "",
+             "| judge | inconclusive | missing | parse failures | errors | agreement [95% CI] | r | kappa |",
+             "|---|---:|---:|---:|---:|---|---:|---:|",
+             f"| {_cell(metrics.reference)} (reference) | " + " | ".join(_reference_row(metrics)) + " |"]
+    for name, frames in shown.items():
+        mark = _STAR if name in gated else ""
+        lines.append(f"| {_cell(name)}{mark} | " + " | ".join(_cell(cell) for cell in _row(frames[frame])) + " |")
+    notes = [line for frames in shown.values()
+             if (line := na_line(frames[frame], metrics.reference_stats.conclusive))]
+    notes += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+    if notes:
+        lines += [""] + [f"- {_cell(note)}" for note in notes]
+    if gates:
+        lines += [""] + [f"- {_cell(gate_line(r) + _elsewhere(r, frame, ties))}" if r.passed
+                         else f"- **{_cell(gate_line(r) + _elsewhere(r, frame, ties))}**" for r in gates]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown_report(metrics: RunMetrics, *, frame: str = "corrected", ties: str = "with",
+                           gated: Iterable[str] = (), title: str | None = None,
+                           gates: Sequence[GateResult] | None = None) -> str:
+    """The compact Markdown table and gate lines, then every table (``render_markdown``) folded in
+    a ``<details>`` block."""
+    gated = tuple(gated)
+    every = render_markdown(metrics, ties=ties).partition("\n\n")[2]  # without its heading: the summary names it
+    return (render_compact_markdown(metrics, frame=frame, ties=ties, gated=gated, title=title, gates=gates)
+            + "\n<details><summary>Every metric, both frames</summary>\n\n" + every + "\n</details>\n")
+
+
+def render(metrics: RunMetrics, fmt: str = "text", *, title: str | None = None, ties: str = "with",
+           frame: str = "corrected", gated: Iterable[str] = (), gates: Sequence[GateResult] | None = None) -> str:
+    """``text``: the compact table in ``frame`` and ``ties`` (gated judges marked, then a line per
+    gate of ``gates``); ``study``: the study's layout, both frames in full, ``ties`` shown in full;
+    ``markdown``: the compact table and gate lines, then every table; ``json``: every metric, both
+    frames and both tie modes, at full precision."""
     if fmt == "text":
-        return render_text(metrics, title=title)
+        return render_compact(metrics, frame=frame, ties=ties, gated=gated, title=title, gates=gates)
+    if fmt == "study":
+        return render_text(metrics, title=title, ties=ties)
     if fmt == "json":
         return render_json(metrics)
     if fmt == "markdown":
-        return render_markdown(metrics, title=title)
+        return render_markdown_report(metrics, frame=frame, ties=ties, gated=gated, title=title, gates=gates)
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")

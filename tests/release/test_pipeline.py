@@ -102,7 +102,7 @@ def test_report_prints_the_table_for_the_produced_run(pipeline_run: Path, pipeli
     from judge_eval.cli import main
 
     cfg = pipeline_profile.pipeline
-    assert main(["report", str(pipeline_run), "--reference", pipeline_profile.reference]) == 0
+    assert main(["report", str(pipeline_run), "--reference", pipeline_profile.reference, "--format", "study"]) == 0
     out = capsys.readouterr().out
     for judge in (cfg.base_student_name, cfg.distilled_student_name):
         assert f"{judge}\n-----------------\nNumber of inconclusives: " in out

@@ -77,7 +77,7 @@ def assert_correlation_line(text: str, expected: float) -> None:
 
 
 def test_report_text_shows_both_frames(study_dir: Path, capsys) -> None:
-    assert main(["report", str(study_dir)]) == 0
+    assert main(["report", str(study_dir), "--format", "study"]) == 0
     out = capsys.readouterr().out
     study, corrected = out.split("== corrected frame")
     assert "ft_gpt_3p5\n-----------------\nNumber of inconclusives: 15\n" \

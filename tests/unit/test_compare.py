@@ -26,7 +26,7 @@ def test_mcnemar_exact_values() -> None:
 def invert_ten_agreeing(study_dir: Path, out: Path) -> list[str]:
     """A copy of the study's run in which ten ft_gpt_3p5 verdicts that agreed with GPT-4 (score 0
     or 1, corrected frame) have their score inverted."""
-    from judge_eval.core.items import item_id
+    from judge_eval.core.items import Answer, item_id
 
     lines, changed = [], []
     for line in (study_dir / "test_qa_complete.jsonl").read_text().splitlines():
@@ -36,7 +36,8 @@ def invert_ten_agreeing(study_dir: Path, out: Path) -> list[str]:
         if (len(changed) < 10 and ref["source"] == "original" and ft["source"] == "original"
                 and ref["score"] == ft["score"] and ft["score"] in (0.0, 1.0)):
             ft["score"] = 1.0 - ft["score"]
-            changed.append(item_id("test", row["question"]))
+            answers = [Answer(a["model"], a["text"]) for a in row["answers"]]
+            changed.append(item_id("test", row["question"], answers))
         lines.append(json.dumps(row))
     out.mkdir()
     (out / "test_qa_complete.jsonl").write_text("\n".join(lines) + "\n")
@@ -195,13 +196,14 @@ def test_verdicts_removed_in_the_new_run_fail_the_comparison_on_missing(study_di
                                                                         capsys) -> None:
     """ft_gpt_3p5's verdict removed on three items it was inconclusive on (source "neither", read
     from the raw file): no item loses agreement, yet a gate that passed now fails."""
-    from judge_eval.core.items import item_id
+    from judge_eval.core.items import Answer, item_id
 
     neither = []
     for line in (study_dir / "test_qa_complete.jsonl").read_text().splitlines():
         row = json.loads(line)
         if len(neither) < 3 and any(e["llm"] == "ft_gpt_3p5" and e["source"] == "neither" for e in row["evaluations"]):
-            neither.append(item_id("test", row["question"]))
+            answers = [Answer(a["model"], a["text"]) for a in row["answers"]]
+            neither.append(item_id("test", row["question"], answers))
     assert len(neither) == 3
     new = copy_with(study_dir, tmp_path / "new", lambda item, v: None if v.llm == "ft_gpt_3p5" and item.id in neither else v)
     assert main(["compare", str(study_dir), str(new), "--config", str(ROOT / "pyproject.toml"), "--format", "json"]) == 1

@@ -35,12 +35,13 @@ ITEMS = 64  # the study's test pairs
 
 def raw_rows(study_dir: Path) -> list[tuple[str, dict[str, dict]]]:
     """(item id, judge -> verdict) per line of the raw file, in file order; ids as documented
-    (sha256 of split and question), computed here."""
+    (sha256 of the JSON of split, question and each answer's model and text), computed here."""
     rows = []
     for line in (study_dir / "test_qa_complete.jsonl").read_text("utf-8").splitlines():
         if line.strip():
             obj = json.loads(line)
-            iid = "test-" + hashlib.sha256(f"test\n{obj['question']}".encode("utf-8")).hexdigest()[:16]
+            content = json.dumps(["test", obj["question"], *([a["model"], a["text"]] for a in obj["answers"])])
+            iid = "test-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
             rows.append((iid, {v["llm"]: v for v in obj["evaluations"]}))
     return rows
 
@@ -73,7 +74,7 @@ def copy_without(study_dir: Path, out: Path, drop: Callable[[int, QAItem, Verdic
 
 
 def gate(run_dir: Path, capsys, profile: str = "study", config: str = CONFIG) -> tuple[int, str, str]:
-    code = main(["gate", str(run_dir), "--profile", profile, "--config", config])
+    code = main(["gate", str(run_dir), "--profile", profile, "--config", config, "--format", "study"])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -100,16 +100,16 @@ def test_items_that_change_between_frames_and_why(study_run: Run) -> None:
     assert changes == {
         # ft: GPT-4 says the first answer wins; ft's flipped call said "B" (0.0 in the flipped
         # order), i.e. the first stored answer wins too: an agreement the study missed.
-        ("ft_gpt_3p5", "test-cb86a1ecb0805ecd"): ("original", 1.0, "flipped", 0.0, True),
-        ("ft_gpt_3p5", "test-63c473c3a7139127"): ("original", 1.0, "flipped", 0.0, True),
-        ("ft_gpt_3p5", "test-534de89e9fc22b47"): ("original", 1.0, "flipped", 0.0, True),
+        ("ft_gpt_3p5", "test-c14786aa5de0b501"): ("original", 1.0, "flipped", 0.0, True),
+        ("ft_gpt_3p5", "test-60bcdfe1ecd653b3"): ("original", 1.0, "flipped", 0.0, True),
+        ("ft_gpt_3p5", "test-38a00232ee4d7149"): ("original", 1.0, "flipped", 0.0, True),
         # base: the same three kinds of moves to agreement ...
-        ("gpt_3p5", "test-0efb6038a052a10b"): ("original", 0.0, "flipped", 1.0, True),
-        ("gpt_3p5", "test-cb86a1ecb0805ecd"): ("original", 1.0, "flipped", 0.0, True),
-        ("gpt_3p5", "test-63c473c3a7139127"): ("original", 1.0, "flipped", 0.0, True),
+        ("gpt_3p5", "test-c7466877b2ee4b45"): ("original", 0.0, "flipped", 1.0, True),
+        ("gpt_3p5", "test-c14786aa5de0b501"): ("original", 1.0, "flipped", 0.0, True),
+        ("gpt_3p5", "test-60bcdfe1ecd653b3"): ("original", 1.0, "flipped", 0.0, True),
         # ... and one away: both scored 1.0 raw, but the base judge's 1.0 is in the flipped
         # order (the second stored answer wins), so it disagrees with GPT-4.
-        ("gpt_3p5", "test-534de89e9fc22b47"): ("original", 1.0, "flipped", 1.0, False),
+        ("gpt_3p5", "test-38a00232ee4d7149"): ("original", 1.0, "flipped", 1.0, False),
     }
     # These changes are the whole difference between the published (study frame) agreements and
     # the corrected frame's.

@@ -130,7 +130,7 @@ def test_many_judges_are_laid_out_in_rows_with_a_bounded_width(tmp_path: Path) -
     columns = {round(ax.get_position().x0, 3) for ax in shown}
     rows = {round(ax.get_position().y0, 3) for ax in shown}
     assert len(columns) == MATRICES_PER_ROW and len(rows) == MAX_MATRICES // MATRICES_PER_ROW
-    (note,) = [t.get_text() for t in fig.texts]
+    (note,) = [t.get_text() for t in fig.texts if t.get_text() != fig.get_suptitle()]  # besides the title
     assert f"first {MAX_MATRICES} of 40 judges" in note
     assert all(f"judge_{k:02d}" in note for k in range(MAX_MATRICES, 40))
     assert "judge_11" not in note
@@ -145,5 +145,20 @@ def test_a_few_judges_fill_rows_of_four_and_nothing_is_left_out() -> None:
     items = synthetic_items(5)
     fig = build_figure(run_metrics(items, resamples=10), items)
     shown = matrix_axes(fig)
-    assert len(shown) == 5 and fig.texts == []
+    assert len(shown) == 5 and [t.get_text() for t in fig.texts] == [fig.get_suptitle()]  # no left-out note
     assert len({round(ax.get_position().y0, 3) for ax in shown}) == 2
+
+
+def test_the_plot_has_a_title_and_a_legend_outside_the_bars(study_dir) -> None:
+    from judge_eval.core.metrics import run_metrics
+    from judge_eval.core.store import read_run
+    from judge_eval.reporting.plot import build_figure
+
+    items = read_run(study_dir).test
+    fig = build_figure(run_metrics(items, "gpt_4"), items)
+    assert fig.get_suptitle() == "Agreement of 2 judge(s) with gpt_4 on 64 pairs"
+    fig.canvas.draw()
+    bars_ax = fig.axes[0]
+    legend_box = bars_ax.get_legend().get_window_extent()
+    for bar in bars_ax.patches:
+        assert not legend_box.overlaps(bar.get_window_extent()), "the legend covers a bar"

@@ -33,7 +33,30 @@ def test_missing_study_data_skips_with_the_fetch_command(project: pytest.Pyteste
     monkeypatch.delenv("JUDGE_EVAL_STUDY_DIR", raising=False)
     result = project.runpytest("-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*the study's data is not at*; get it with: judge-eval fetch-study*"])
+    result.stdout.fnmatch_lines([
+        "SKIPPED*missing data (the study's data is missing): get it with `judge-eval fetch-study DIR`, then pass "
+        "--study-dir=DIR or set JUDGE_EVAL_STUDY_DIR=DIR (looked in *)"])
+    result.stdout.fnmatch_lines(
+        ["judge_eval: 1 test(s) skipped: the study's data is missing (--judge-strict makes this an error)"])
+
+
+@pytest.mark.parametrize("how", [["--judge-strict"], ["-o", "judge_eval_strict=true"], "env"])
+def test_strict_mode_makes_missing_study_data_an_error(project: pytest.Pytester, monkeypatch, how) -> None:
+    monkeypatch.delenv("JUDGE_EVAL_STUDY_DIR", raising=False)
+    if how == "env":
+        monkeypatch.setenv("JUDGE_EVAL_STRICT", "1")
+        how = []
+    result = project.runpytest("-p", "no:cacheprovider", *how)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*missing data (the study's data is missing): get it with `judge-eval fetch-study DIR`*"
+                                 "(--judge-strict: missing data is an error)"])
+
+
+def test_a_project_that_needs_no_study_data_is_not_asked_for_it(project: pytest.Pytester, monkeypatch) -> None:
+    monkeypatch.delenv("JUDGE_EVAL_STUDY_DIR", raising=False)
+    project.makepyfile(**{"tests/test_study": "def test_plain():\n    assert True\n"})
+    result = project.runpytest("-p", "no:cacheprovider", "--judge-strict")
+    result.assert_outcomes(passed=1)
 
 
 def test_study_dir_option_env_and_ini_in_that_order(project: pytest.Pytester, study_dir: Path,
@@ -62,7 +85,7 @@ def test_study_dir_option_env_and_ini_in_that_order(project: pytest.Pytester, st
 
 
 def test_terminal_summary_prints_the_table(project: pytest.Pytester, study_dir: Path) -> None:
-    result = project.runpytest("-p", "no:cacheprovider", f"--study-dir={study_dir}")
+    result = project.runpytest("-p", "no:cacheprovider", f"--study-dir={study_dir}", "--judge-report=full")
     result.stdout.fnmatch_lines([
         "*= judge_eval: study run*",
         "profile study; gated: ft_gpt_3p5 (corrected frame)",
@@ -96,8 +119,12 @@ def test_a_profile_without_cassettes_skips_in_one_line_naming_the_record_command
     project.makepyfile(**{"tests/test_live": "def test_run(pipeline_run):\n    assert pipeline_run\n"})
     result = project.runpytest("-rs", "-p", "no:cacheprovider", "--judge-profile=openai", "tests/test_live.py")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*no cassettes for profile openai in *cassettes/openai and --record-mode "
-                                 "none; record them with: judge-eval record --profile openai"])
+    result.stdout.fnmatch_lines(["SKIPPED*missing data (profile openai has no cassettes): none in *cassettes/openai and "
+                                 "--record-mode none; record them with: judge-eval record --profile openai"])
+    result = project.runpytest("-p", "no:cacheprovider", "--judge-profile=openai", "--judge-strict", "tests/test_live.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*missing data (profile openai has no cassettes): *(--judge-strict: missing data is "
+                                 "an error)"])
 
 
 def test_baseline_option_fails_the_release_test_on_a_significant_drop(pytester: pytest.Pytester,

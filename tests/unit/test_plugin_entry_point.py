@@ -83,8 +83,12 @@ def test_a_foreign_project_with_the_run_missing_skips_naming_the_key(pytester: p
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=7)  # 2 judges x (2 thresholds + max_missing) + the reference's coverage
-    result.stdout.fnmatch_lines(["*profile release: no run at *runs/candidate (test_qa_complete.jsonl missing); "
+    result.stdout.fnmatch_lines(["*missing data (profile release: no run at *runs/candidate): test_qa_complete.jsonl missing; "
                                  "set `data` of ?tool.judge_eval.profiles.release?"])
+    result.stdout.fnmatch_lines(["judge_eval: 7 test(s) skipped: profile release: no run at *runs/candidate "
+                                 "(--judge-strict makes this an error)"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--judge-strict")
+    result.assert_outcomes(failed=7)
 
 
 @pytest.mark.parametrize("pyproject", ["[project]\nname = \"unrelated\"\n", None])

@@ -48,14 +48,15 @@ def test_study_counts(study_run: Run) -> None:
     assert (len(study_run.events), len(study_run.resolved)) == (150, 72)
 
 
-def test_ids_are_derived_from_split_and_question_not_position(tmp_path: Path) -> None:
+def test_ids_are_derived_from_split_question_and_answers_not_position(tmp_path: Path) -> None:
     rows = [qa_line(question=f"q{i}") for i in range(5)]
     forward = read_qa(write_lines(tmp_path / "a.jsonl", rows), "test")
     backward = read_qa(write_lines(tmp_path / "b.jsonl", rows[::-1]), "test")
     assert {i.question: i.id for i in forward} == {i.question: i.id for i in backward}
-    assert forward[0].id == item_id("test", "q0") != item_id("train", "q0")
+    answers = forward[0].answers
+    assert forward[0].id == item_id("test", "q0", answers) != item_id("train", "q0", answers)
     # The raw text as stored: a prefix or whitespace is part of the identity.
-    assert item_id("test", "Question: q0") != item_id("test", "q0")
+    assert item_id("test", "Question: q0", answers) != item_id("test", "q0", answers)
 
 
 def test_unknown_fields_are_kept_and_written_back(tmp_path: Path) -> None:
@@ -96,7 +97,11 @@ def test_null_score_for_unparseable_and_error(tmp_path: Path) -> None:
         (qa_line(evaluations=[{"llm": "g", "score": 1.0, "text": "", "source": "original"},
                               {"llm": "g", "score": 0.0, "text": "", "source": "original"}]), 2,
          "evaluations[1].llm", "judge 'g' has two verdicts"),
-        (qa_line(question="first"), 2, "question", "question repeated (same text as line 1)"),
+        (qa_line(question="first"), 2, "question",
+         "duplicate item: the same question and the same two answers (models and texts) as line 1"),
+        (qa_line(id=7), 2, "id", "expected string, found number"),
+        (qa_line(id=" "), 2, "id", "empty; an explicit id must name the item"),
+        (qa_line(id="a\tb"), 2, "id", "holds a control character"),
     ],
 )
 def test_malformed_line_names_file_line_and_field(tmp_path: Path, row, line, field, problem) -> None:
@@ -276,7 +281,7 @@ def test_a_surrogate_pair_is_one_valid_character(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "test_qa_complete.jsonl", [qa_line(question="smile \U0001f600")])
     assert "\\ud83d\\ude00" in path.read_text()  # json.dumps wrote the pair as two escapes
     (item,) = read_qa(path, "test")
-    assert item.question == "smile \U0001f600" and item.id == item_id("test", "smile \U0001f600")
+    assert item.question == "smile \U0001f600" and item.id == item_id("test", "smile \U0001f600", item.answers)
 
 
 def test_invalid_utf8_bytes_are_refused_with_the_line(tmp_path: Path) -> None:
