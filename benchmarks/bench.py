@@ -66,18 +66,20 @@ def bench_judging() -> dict:
                         answers=(Answer("m1", f"answer one {i}"), Answer("m2", f"answer two {i}")), source="context")
                  for i in range(PAIRS)]
         spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=base_url, timeout=30)
-        times = {}
+        times, cpu = {}, {}
         for concurrency in CONCURRENCY:
             before = answered()
-            start_t = time.perf_counter()
+            start_t, start_cpu = time.perf_counter(), time.process_time()
             asyncio.run(judge_items(items, build_llm(spec, replay=False), "teacher", concurrency=concurrency))
             times[concurrency] = time.perf_counter() - start_t
+            cpu[concurrency] = time.process_time() - start_cpu  # the client's CPU time (all its threads)
             assert answered() - before == 2 * PAIRS
     finally:
         server.stdin.close()
         server.wait(timeout=10)
     out = {"pairs": PAIRS, "latency_s": LATENCY, "server": f"own process, listen backlog {backlog}",
-           "seconds": {k: round(v, 2) for k, v in times.items()}}
+           "seconds": {k: round(v, 2) for k, v in times.items()},
+           "client_cpu_seconds": {k: round(v, 2) for k, v in cpu.items()}}
     for c in CONCURRENCY[1:]:
         speedup = times[1] / times[c]
         ideal = min(c, PAIRS)

@@ -247,9 +247,10 @@ def cmd_record(args: argparse.Namespace, s: Resolved) -> int:
 
     summary = record(profile, cassette_root=root / "cassettes", run_dir=args.run_dir,
                      stage=args.stage, install=not args.no_install, project_root=root,
-                     resume=args.resume, study_dir=study.value, concurrency=args.concurrency)
+                     resume=args.resume, study_dir=study.value, concurrency=args.concurrency,
+                     keep_workdir=args.keep_workdir)
     print(json.dumps(summary, indent=2))
-    print(f"cassettes: {summary['cassettes']}\nrun directory: {summary['run_dir']}\n"
+    print(f"cassettes: {summary['cassettes']}\nrun directory: {summary['run_dir']} ({summary['workdir']})\n"
           f"wall time: {summary['seconds']} s")
     return 0
 
@@ -446,6 +447,9 @@ def _parser() -> argparse.ArgumentParser:
                      "provider's rate limit")
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --run-dir: "
                      "no finished call is made again")
+    rec.add_argument("--keep-workdir", action="store_true", help="keep the temporary work folder (the run "
+                     "directory made when --run-dir is not given: server logs, adapter, journals) after a "
+                     "recording that succeeded; its path and size are printed either way")
     rec.add_argument("--study-dir", type=Path, default=None, help="the study's run files, for profiles that "
                      "distil it (default: JUDGE_EVAL_STUDY_DIR, else the ini key judge_eval_study_dir, else "
                      "the study profile's data, else ../shared/seed_run)")

@@ -45,7 +45,8 @@ def is_local(profile: Profile) -> bool:
 
 def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None, stage: str | None = None,
            install: bool = True, project_root: Path, resume: bool = False,
-           study_dir: Path | None = None, concurrency: int | None = None) -> dict[str, Any]:
+           study_dir: Path | None = None, concurrency: int | None = None,
+           keep_workdir: bool = False) -> dict[str, Any]:
     """Re-record the profile's cassettes (from ``stage`` on); returns a summary.
 
     ``resume``: continue an interrupted recording in ``run_dir``: cassettes are extended, not
@@ -62,6 +63,7 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
         print("[judge-eval] the distilled student is served only while recording: re-recording from "
               "the distill stage", flush=True)
         stage = "distill"
+    temporary = run_dir is None
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"judge-eval-{profile.name}-"))
     ctx = Context(profile=profile, cassette_root=cassette_root, run_dir=run_dir,
                   modes=modes_from(stage, "new_episodes" if resume else "all"),
@@ -71,15 +73,38 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
         _record_with_servers(ctx, profile, run_dir, install, project_root, study_dir)
     except BaseException:
         _say_what_was_kept(ctx, profile, run_dir, stage)
+        print(f"[judge-eval] work folder kept for --resume: {run_dir} ({_size(run_dir)})", flush=True)
         raise
     finally:
         ctx.close()
     seconds = time.monotonic() - started
     folder = cassette_root / profile.name
     sizes = {p.name: p.stat().st_size for p in sorted(folder.glob("*")) if p.is_file()}
-    return {"profile": profile.name, "seconds": round(seconds, 1), "run_dir": str(run_dir),
+    workdir = finish_workdir(run_dir, temporary=temporary, keep=keep_workdir)
+    return {"profile": profile.name, "seconds": round(seconds, 1), "run_dir": str(run_dir), "workdir": workdir,
             "cassettes": str(folder), "requests": {k: v["requests"] for k, v in ctx.observed.items()},
             "cassette_bytes": sizes, "counts": ctx.counts}
+
+
+def _size(folder: Path) -> str:
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    return f"{total / 1e6:.1f} MB"
+
+
+def finish_workdir(run_dir: Path, *, temporary: bool, keep: bool) -> str:
+    """After a successful recording: the temporary work folder (made because no --run-dir was
+    given) is removed unless ``keep``; a folder the user named is always kept. Says which, with
+    the path and size, and returns the same words for the summary."""
+    import shutil
+
+    size = _size(run_dir)
+    if temporary and not keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        said = f"removed the temporary work folder {run_dir} ({size}); keep it with --keep-workdir"
+    else:
+        said = f"kept the work folder {run_dir} ({size})"
+    print(f"[judge-eval] {said}", flush=True)
+    return said
 
 
 def _say_what_was_kept(ctx: Context, profile: Profile, run_dir: Path, stage: str | None) -> None:

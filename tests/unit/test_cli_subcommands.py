@@ -211,7 +211,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     def fake_record(profile: Any, **kwargs: Any) -> dict[str, Any]:
         seen.update(kwargs, profile=profile)
-        return {"profile": profile.name, "seconds": 0.0, "run_dir": "RUN", "cassettes": "CASSETTES"}
+        return {"profile": profile.name, "seconds": 0.0, "run_dir": "RUN", "cassettes": "CASSETTES",
+                "workdir": "kept the work folder RUN (0.0 MB)"}
 
     monkeypatch.setattr(rerecord, "record", fake_record)
     return seen
