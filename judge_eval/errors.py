@@ -36,3 +36,16 @@ class ConfigError(JudgeEvalError):
 
 class FetchError(JudgeEvalError):
     """Downloading the study's files failed or a file did not match its published hash."""
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or during (``__cause__``, else
+    ``__context__``), outermost first, each once (a cycle ends the walk)."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return chain

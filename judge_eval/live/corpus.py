@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from judge_eval.errors import JudgeEvalError
+from judge_eval.errors import JudgeEvalError, exception_chain
 from judge_eval.config.pipeline_spec import PipelineConfig
 
 
@@ -79,10 +79,7 @@ def _read_wikipedia(titles: list[str]) -> list[Any]:
 def _innermost(exc: BaseException) -> str:
     """The first line of the deepest exception ``exc`` was raised from (e.g. "[Errno 111]
     Connection refused", "[Errno -3] Temporary failure in name resolution")."""
-    seen = set()
-    while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+    exc = exception_chain(exc)[-1]
     line = next((t for t in str(exc).splitlines() if t.strip()), type(exc).__name__)
     return line if len(line) <= 160 else line[:157] + "..."
 

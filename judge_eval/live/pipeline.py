@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from judge_eval.config.profiles import Profile
-from judge_eval.errors import ConfigError, JudgeEvalError
+from judge_eval.errors import ConfigError, JudgeEvalError, exception_chain
 from judge_eval.config.pipeline_spec import ModelSpec, PipelineConfig
 from judge_eval.core.items import QAItem, Verdict
 from judge_eval.recording.cassettes import CassetteSpec, cassette
@@ -192,16 +192,6 @@ class Context:
         return round(total, 4)
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain, seen = [], set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return chain
-
-
 def _connect_errors() -> tuple[type, ...]:
     """Exception types that mean a connection could not be made (requests, httpx, aiohttp)."""
     kinds: list[type] = []
@@ -250,7 +240,7 @@ def unreachable(exc: BaseException) -> tuple[str, str] | None:
     a host (no network, DNS, a refused connection, a proxy), else None. A server that answered,
     even badly, is not unreachable."""
     kinds = _connect_errors()
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     for link in chain:
         if isinstance(link, kinds):
             host = _host_of(link) or next((h for h in map(_host_of, chain) if h), None)

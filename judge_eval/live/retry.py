@@ -28,7 +28,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.llm import LLM
 from pydantic import PrivateAttr
 
-from judge_eval.errors import JudgeEvalError
+from judge_eval.errors import JudgeEvalError, exception_chain
 
 TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
@@ -113,13 +113,7 @@ def classify(exc: BaseException) -> tuple[bool, float | None, str]:
         from vcr.errors import CannotOverwriteExistingCassetteException
     except ImportError:  # pragma: no cover
         CannotOverwriteExistingCassetteException = ()  # type: ignore[assignment]
-    chain, seen = [], set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    if any(isinstance(e, CannotOverwriteExistingCassetteException) for e in chain):
+    if any(isinstance(e, CannotOverwriteExistingCassetteException) for e in exception_chain(exc)):
         return False, None, "no recording for this request (replay)"
     status, headers = _status_and_headers(exc)
     name = type(exc).__name__

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from judge_eval.errors import JudgeEvalError
+from judge_eval.errors import JudgeEvalError, exception_chain
 from judge_eval.recording import vcr_private
 from judge_eval.recording.studytext import TextIndex
 
@@ -368,13 +368,7 @@ def _scrub_response(response: dict) -> dict:
 def _missing_cause(exc: BaseException) -> BaseException | None:
     from vcr.errors import CannotOverwriteExistingCassetteException
 
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, CannotOverwriteExistingCassetteException):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((e for e in exception_chain(exc) if isinstance(e, CannotOverwriteExistingCassetteException)), None)
 
 
 MATCHER_PARTS = {"judge_body": "body", "_match_body": "body"}  # vcrpy's matcher names as a miss message names them
