@@ -172,6 +172,11 @@ def _line(text: object) -> str:
     return " ".join(str(text).splitlines())
 
 
+def _ci_cell(c: Comparison) -> str:
+    """The agreement interval as a Markdown cell, 3 decimals, or n/a."""
+    return f"[{_num(c.agreement_ci[0])}, {_num(c.agreement_ci[1])}]" if c.agreement_ci else "n/a"
+
+
 def render_markdown(metrics: RunMetrics, *, title: str | None = None, ties: str = "with") -> str:
     """One table per frame, for a pull-request comment or a CI step summary, in the tie mode
     ``ties``; the other mode's agreement as a list under each table; a table per annotator group."""
@@ -190,7 +195,7 @@ def render_markdown(metrics: RunMetrics, *, title: str | None = None, ties: str 
                   "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
         for name, frames in metrics.comparisons(ties).items():
             c = frames[frame]
-            ci = f"[{_num(c.agreement_ci[0])}, {_num(c.agreement_ci[1])}]" if c.agreement_ci else "n/a"
+            ci = _ci_cell(c)
             lines.append(f"| {_cell(name)} | {c.inconclusive} | {c.parse_failures} | {c.errors} | {c.agreements} of "
                          f"{c.total} | {_num(c.agreement_rate)} | {ci} | {_num(c.correlation)} | "
                          f"{_num(c.jaccard)} | {_num(c.kappa)} | {c.missing} of {c.items} |")
@@ -200,7 +205,7 @@ def render_markdown(metrics: RunMetrics, *, title: str | None = None, ties: str 
             lines += [f"{title[0].upper()}{title[1:]}:", ""]
             for name, frames in other.items():
                 o = frames[frame]
-                ci = f"[{_num(o.agreement_ci[0])}, {_num(o.agreement_ci[1])}]" if o.agreement_ci else "n/a"
+                ci = _ci_cell(o)
                 lines.append(f"- {_line(_cell(name))}: {o.agreements} of {o.total} agreements "
                              f"({_num(o.agreement_rate)}), 95% interval {ci}, Cohen's kappa {_num(o.kappa)}; "
                              f"{_items(o.tie_items)} where either says tie")
