@@ -23,8 +23,9 @@ if TYPE_CHECKING:  # the CLI module stays light: profiles (pydantic) load when a
 
 PROG = "judge-eval"
 
-#: The profile each command reads when ``--profile`` is not given.
-DEFAULT_PROFILES = {"gate": "study", "compare": "study", "record": "local"}
+#: The profile each command reads when ``--profile`` is not given (``compare`` reads the one its
+#: runs' run.json name: ``_compare_profile``).
+DEFAULT_PROFILES = {"gate": "study", "record": "local"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,6 +41,7 @@ class Resolved:
     reference: str
     seed: int
     resamples: int
+    profile_origin: str = ""  # where the profile's name came from, when a command shows it (compare)
 
 
 def resolve(args: argparse.Namespace) -> Resolved:
@@ -47,7 +49,11 @@ def resolve(args: argparse.Namespace) -> Resolved:
     resamples, and the profile are applied."""
     from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 
-    profile = _load_profile(args) if args.command in DEFAULT_PROFILES else None
+    origin = ""
+    if args.command == "compare":
+        profile, origin = _compare_profile(args)
+    else:
+        profile = _load_profile(args) if args.command in DEFAULT_PROFILES else None
     reference = getattr(args, "reference", None)
     seed = getattr(args, "seed", None)
     resamples = getattr(args, "resamples", None)
@@ -57,6 +63,7 @@ def resolve(args: argparse.Namespace) -> Resolved:
         seed=seed if seed is not None else (profile.bootstrap_seed if profile else DEFAULT_SEED),
         resamples=resamples if resamples is not None else (profile.bootstrap_resamples if profile
                                                            else DEFAULT_RESAMPLES),
+        profile_origin=origin,
     )
 
 
@@ -69,6 +76,29 @@ def _load_profile(args: argparse.Namespace) -> Profile:
         raise ConfigError("no pyproject.toml with [tool.judge_eval.profiles] at or above the current "
                           "folder; pass --config PATH")
     return load_profile(args.profile or DEFAULT_PROFILES[args.command], config, option="--profile")
+
+
+def _compare_profile(args: argparse.Namespace) -> tuple[Profile, str]:
+    """``--profile`` when given (run.json is then not read), else the profile the runs' run.json
+    name (``gating.compare.profile_from_runs``); with where the name came from."""
+    from judge_eval.config.profiles import find_pyproject, load_profiles
+    from judge_eval.errors import ConfigError
+    from judge_eval.gating.compare import profile_from_runs
+
+    if args.profile:
+        return _load_profile(args), "--profile"
+    config = args.config or find_pyproject()
+    if config is None:
+        raise ConfigError("no pyproject.toml with [tool.judge_eval.profiles] at or above the current "
+                          "folder; pass --config PATH (or --profile NAME with it)")
+    profiles = load_profiles(config)
+    choice = profile_from_runs(args.old_run, args.new_run, known=sorted(profiles))
+    if choice.name not in profiles:
+        raise ConfigError(f"profile {choice.name!r} (from {choice.origin}) is not defined in "
+                          f"{Path(config).resolve()}; known profiles: {', '.join(sorted(profiles)) or 'none'}. "
+                          f"Pass --config PATH of the project that recorded the runs, or pick a profile with "
+                          f"--profile")
+    return profiles[choice.name], choice.origin
 
 
 def _study_dir(args: argparse.Namespace, profile: Profile) -> Choice:
@@ -215,7 +245,7 @@ def cmd_compare(args: argparse.Namespace, s: Resolved) -> int:
     result = compare_runs(load_for_metrics(args.old_run), load_for_metrics(args.new_run),
                           reference=s.reference, gated=profile.gated, profile=profile,
                           old_path=str(args.old_run), new_path=str(args.new_run),
-                          alpha=args.alpha, seed=s.seed, resamples=s.resamples)
+                          alpha=args.alpha, seed=s.seed, resamples=s.resamples, profile_origin=s.profile_origin)
     sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json"
                      else render_comparison(result))
     return 1 if result.fails else 0
@@ -418,14 +448,22 @@ def _parser() -> argparse.ArgumentParser:
 
     cmp = _add_command(sub, "compare", cmd_compare,
                        help="what changed between two runs of the same test items; exit 1 when a gated "
-                            "judge's agreement drops significantly or a passing gate now fails",
-                       example=_example("judge-eval compare OLD_RUN NEW_RUN --profile study --alpha 0.01"))
+                            "judge's agreement drops or its conclusive verdicts fall significantly, its parse "
+                            "failures or errors exceed the profile's maximum, or a passing gate now fails",
+                       example=_example("judge-eval compare OLD_RUN NEW_RUN       # the profile their run.json name",
+                                        "judge-eval compare OLD_RUN NEW_RUN --profile study --alpha 0.01"))
     cmp.add_argument("old_run", type=Path)
     cmp.add_argument("new_run", type=Path)
-    cmp.add_argument("--reference", default=None, help="reference judge (default: the profile's, else gpt_4)")
-    _add_profile_options(cmp, "compare", "profile whose gated judges and gates apply")
+    cmp.add_argument("--reference", default=None, help="reference judge (default: the profile's)")
+    cmp.add_argument("--profile", default=None,
+                     help="profile whose reference, gated judges, gates and thresholds apply (default: the one "
+                          "the runs' run.json name; required when they name different ones or none)")
+    cmp.add_argument("--config", type=Path, default=None,
+                     help="pyproject.toml holding the profiles (default: the nearest one above the current "
+                          "folder)")
     cmp.add_argument("--alpha", type=_probability, default=0.05,
-                     help="significance level, strictly between 0 and 1 (default 0.05)")
+                     help="significance level of both exact tests (agreement, conclusive verdicts), strictly "
+                          "between 0 and 1 (default 0.05)")
     cmp.add_argument("--format", choices=("text", "json"), default="text")
 
     rec = _add_command(

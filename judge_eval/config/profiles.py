@@ -45,6 +45,9 @@ class Thresholds(Table):
     min_agreement_ci_low: Rate | None = None
     max_missing: Count | None = 0
     min_reference_coverage: Rate | None = 1.0
+    #: true: the lower bound of kappa's 95% bootstrap interval must be above 0 (the judge agrees
+    #: with the reference more than chance would); false or absent: not checked
+    above_chance: bool | None = None
 
 
 class Profile(Table):

@@ -291,6 +291,9 @@ class Comparison:
     reference_missing: int = 0  # items the reference has no verdict on (agreement never sees them)
     ties: str = "with"  # "with" (MT-Bench S1) or "without" (S2: items where either side says tie dropped)
     tie_items: int = 0  # items both judged conclusively where either says tie (counted in total only with ties)
+    #: 95% bootstrap interval of kappa over the compared items; its lower bound above 0 is the
+    #: "above chance" check (a judge whose kappa could be 0 agrees no more than chance would)
+    kappa_ci: tuple[float, float] | None = None
 
     @property
     def inconclusive_rate(self) -> float | None:
@@ -304,6 +307,7 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["agreement_ci"] = list(self.agreement_ci) if self.agreement_ci else None
+        out["kappa_ci"] = list(self.kappa_ci) if self.kappa_ci else None
         out["inconclusive_rate"] = self.inconclusive_rate
         out["reference_coverage"] = self.reference_coverage
         return out
@@ -348,6 +352,39 @@ def _kappa(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, str | None]
     if p_e == 1.0:
         return None, "undefined: both judges gave the same single label on every compared item"
     return (p_o - p_e) / (1.0 - p_e), None
+
+
+def kappa_ci(ref: np.ndarray, cand: np.ndarray, *, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
+             level: float = 0.95) -> tuple[tuple[float, float] | None, str | None]:
+    """Percentile bootstrap interval of Cohen's kappa (``_kappa``) over aligned labels.
+
+    A resample of the n compared items with replacement holds each (reference, judge) label
+    pair a multinomial number of times, so the resamples are drawn as counts over the observed
+    cells (at most 3 x 3 labels): the same distribution as an index draw, in memory that does not
+    grow with n. Item order therefore cannot matter. Resamples in which kappa is undefined (both
+    judges gave one single label) are left out; the interval is undefined when kappa itself is.
+    """
+    value, reason = _kappa(ref, cand)
+    if value is None:
+        return None, reason
+    labels = np.union1d(ref, cand)
+    r_idx, c_idx = np.searchsorted(labels, ref), np.searchsorted(labels, cand)
+    k = len(labels)
+    cells, counts = np.unique(r_idx * k + c_idx, return_counts=True)
+    n = int(counts.sum())
+    drawn = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)  # (resamples, cells)
+    table = np.zeros((resamples, k * k))
+    table[:, cells] = drawn
+    table = table.reshape(resamples, k, k) / n
+    p_o = np.trace(table, axis1=1, axis2=2)
+    p_e = np.einsum("ri,ri->r", table.sum(axis=2), table.sum(axis=1))
+    defined = p_e < 1.0
+    if not defined.any():
+        return None, "undefined: every resample has a single label"
+    kappas = (p_o[defined] - p_e[defined]) / (1.0 - p_e[defined])
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(kappas, [tail, 100 - tail])
+    return (float(low), float(high)), None
 
 
 #: Up to this many items a bootstrap draws a ``(resamples, n)`` index table, bit for bit as the
@@ -477,6 +514,7 @@ def compare(items: Items, judge: str, reference: str = DEFAULT_REFERENCE,
     correlation = keep("correlation", _pearson(ref, cand))
     jaccard = keep("jaccard", _jaccard(ref, cand))
     kappa = keep("kappa", _kappa(ref, cand))
+    kappa_interval = keep("kappa_ci", kappa_ci(ref, cand, seed=seed, resamples=resamples))
     order = np.argsort(table.rank[compared], kind="stable")  # by order_key: file order must not matter
     ci = bootstrap_ci(agree[order].astype(float), seed=seed, resamples=resamples)
     if ci is None:
@@ -494,7 +532,7 @@ def compare(items: Items, judge: str, reference: str = DEFAULT_REFERENCE,
         agreement_rate=float(agree.sum()) / total if total else None,
         correlation=correlation, jaccard=jaccard, kappa=kappa, agreement_ci=ci,
         consistency_rate=stats.consistency_rate, length_bias=stats.length_bias, notes=notes,
-        reference_missing=reference_missing, ties=ties, tie_items=tie_items,
+        reference_missing=reference_missing, ties=ties, tie_items=tie_items, kappa_ci=kappa_interval,
     )
 
 

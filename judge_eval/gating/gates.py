@@ -14,6 +14,7 @@ they always have.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -69,6 +70,15 @@ def _fmt(value: float | int | None) -> str:
     if value is None:
         return "undefined"
     return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+#: What passing means for each direction a gate can have.
+PASSES = {">=": operator.ge, "<=": operator.le, ">": operator.gt}
+
+
+def passes(measured: float | int | None, op: str, allowed: float | int) -> bool:
+    """Whether ``measured`` meets ``op allowed``; an undefined value never does."""
+    return measured is not None and PASSES[op](measured, allowed)
 
 
 REFERENCE_COVERAGE = "reference_coverage"  # the metric name of the min_reference_coverage gate
@@ -128,6 +138,7 @@ def comparison_results(c: Comparison, t: Thresholds, *, run_dir: Path | str,
     failed (undefined values fail), in the order of the thresholds. ``check_comparison`` keeps the
     failed ones, so a result fails exactly when ``check_comparison`` reports it."""
     ci_low = c.agreement_ci[0] if c.agreement_ci else None
+    kappa_low = c.kappa_ci[0] if c.kappa_ci else None
     checks: Iterable[tuple[str, str, float | int | None, float | int | None, str, str, str]] = (
         # threshold, metric, measured, threshold value, direction, context for the message, counts
         ("min_agreement", "agreement_rate", c.agreement_rate, t.min_agreement, ">=",
@@ -143,21 +154,25 @@ def comparison_results(c: Comparison, t: Thresholds, *, run_dir: Path | str,
          " (lower bound of the 95% interval)", ""),
         ("max_missing", "missing", c.missing, t.max_missing, "<=", f" of {c.items} items without a verdict",
          f"of {c.items}"),
+        # "above chance": kappa's whole interval above 0, i.e. more agreement than chance would give
+        ("above_chance", "kappa_ci_low", kappa_low, 0.0 if t.above_chance else None, ">",
+         " (lower bound of kappa's 95% interval)", ""),
     )
     results = []
     for name, metric, measured, threshold, op, context, counts in checks:
         if threshold is None:
             continue
-        ok = measured is not None and (measured >= threshold if op == ">=" else measured <= threshold)
+        ok = passes(measured, op, threshold)
+        # the key of its reason in c.notes
+        why = {"agreement_ci_low": "agreement_ci", "kappa_ci_low": "kappa_ci"}.get(metric, metric)
         failure = None
         if not ok:
             shown = _fmt(measured) + context
-            if measured is None and metric in c.notes:
-                shown += f" [{c.notes[metric]}]"
+            if measured is None and why in c.notes:
+                shown += f" [{c.notes[why]}]"
             failure = GateFailure(judge=c.judge, metric=metric, measured=shown,
                                   allowed=f"{op} {threshold}", run_dir=str(run_dir),
                                   frame=c.frame, profile=profile, ties=c.ties)
-        why = "agreement_ci" if metric == "agreement_ci_low" else metric  # the key of its reason in c.notes
         note = "" if measured is not None else c.notes.get(why, "undefined")
         results.append(GateResult(judge=c.judge, threshold=name, metric=metric, measured=measured,
                                   allowed=threshold, op=op, counts=counts, note=note, frame=c.frame, ties=c.ties,

@@ -339,7 +339,7 @@ def gate_cases(s: Settings) -> list[tuple[str, str, str]]:
         if run_dir_of(s, profile) is None or profile.data is None:
             continue
         set_thresholds = [k for k, v in profile.thresholds.model_dump().items()
-                          if v is not None and k != "min_reference_coverage"]
+                          if v is not None and v is not False and k != "min_reference_coverage"]
         cases += [(name, judge, metric) for judge in profile.gated for metric in set_thresholds]
         if profile.thresholds.min_reference_coverage is not None and profile.gated:
             cases.append((name, profile.reference, "min_reference_coverage"))

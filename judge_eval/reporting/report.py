@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from judge_eval.core.groups import GroupMetrics, Tally
 from judge_eval.core.metrics import FRAMES, TIES, Comparison, RunMetrics, check_ties
 from judge_eval.errors import JudgeEvalError
+from judge_eval.gating.gates import passes
 
 if TYPE_CHECKING:
     from judge_eval.gating.gates import GateResult
@@ -241,8 +242,8 @@ def _group_markdown(g: GroupMetrics, ties: str, frame: str = GROUP_FRAME) -> lis
 # --------------------------------------------------------------------------- the compact table
 
 _TIES_SHORT = {"with": "ties with (MT-Bench S1)", "without": "ties without (MT-Bench S2: tie items dropped)"}
-_NOT_MET = {">=": "<", "<=": ">"}
-_PAIRWISE = frozenset({"agreement_rate", "correlation", "agreement_ci_low"})  # gates that depend on frame and ties
+_NOT_MET = {">=": "<", "<=": ">", ">": "<="}
+_PAIRWISE = frozenset({"agreement_rate", "correlation", "agreement_ci_low", "kappa_ci_low"})  # gates that depend on frame and ties
 _STAR = " \\*"  # the gated mark in Markdown, escaped: a bare * would start emphasis
 
 
@@ -311,7 +312,7 @@ def _measured(r: GateResult) -> str:
     for digits in range(3, 18):
         text = sig(value, digits)
         shown = float(text)
-        ok = shown >= r.allowed if r.op == ">=" else shown <= r.allowed
+        ok = passes(shown, r.op, r.allowed)
         if ok == r.passed:
             return text
     return repr(value)

@@ -26,7 +26,7 @@ READERS = {
     "report": ["report", "{run}", "--resamples", "20"],
     "gate": ["gate", "{run}", "--resamples", "20", "--config", str(ROOT / "pyproject.toml")],
     "plot": ["plot", "{run}", "--resamples", "20", "-o", "{tmp}/out.png"],
-    "compare": ["compare", "{run}", "{run}", "--config", str(ROOT / "pyproject.toml")],
+    "compare": ["compare", "{run}", "{run}", "--config", str(ROOT / "pyproject.toml"), "--profile", "study"],
 }
 
 

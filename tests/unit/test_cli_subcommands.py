@@ -178,8 +178,7 @@ def test_defaults_come_from_the_profile_then_the_built_ins(tmp_path: Path) -> No
     assert resolve(parse("report", "RUN", "--seed", "3")).seed == 3
 
 
-@pytest.mark.parametrize(("argv", "default"), [(("gate", "RUN"), "study"), (("compare", "A", "B"), "study"),
-                                               (("record", "--dry-run"), "local")])
+@pytest.mark.parametrize(("argv", "default"), [(("gate", "RUN"), "study"), (("record", "--dry-run"), "local")])
 def test_the_default_profile_is_named_with_the_cli_flag(argv: tuple[str, ...], default: str, tmp_path: Path,
                                                        capsys) -> None:
     config = write_project(tmp_path, PROFILE_P)

@@ -14,6 +14,8 @@ from judge_eval.gating.compare import mcnemar_exact
 from judge_eval.errors import JudgeEvalError
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The study's runs have no run.json to name their profile: compare is told it.
+STUDY = ("--config", str(ROOT / "pyproject.toml"), "--profile", "study")
 
 
 def test_mcnemar_exact_values() -> None:
@@ -47,8 +49,7 @@ def invert_ten_agreeing(study_dir: Path, out: Path) -> list[str]:
 
 def test_ten_inverted_verdicts_are_reported_and_fail(study_dir: Path, tmp_path: Path, capsys) -> None:
     changed = invert_ten_agreeing(study_dir, tmp_path / "new")
-    code = main(["compare", str(study_dir), str(tmp_path / "new"), "--config", str(ROOT / "pyproject.toml"),
-                 "--format", "json"])
+    code = main(["compare", str(study_dir), str(tmp_path / "new"), *STUDY, "--format", "json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 1 and data["fails"]
     ft = next(j for j in data["judges"] if j["judge"] == "ft_gpt_3p5")
@@ -61,15 +62,21 @@ def test_ten_inverted_verdicts_are_reported_and_fail(study_dir: Path, tmp_path: 
 
 def test_text_output_names_the_items(study_dir: Path, tmp_path: Path, capsys) -> None:
     changed = invert_ten_agreeing(study_dir, tmp_path / "new")
-    assert main(["compare", str(study_dir), str(tmp_path / "new"), "--config", str(ROOT / "pyproject.toml")]) == 1
+    assert main(["compare", str(study_dir), str(tmp_path / "new"), *STUDY]) == 1
     out = capsys.readouterr().out
     for item in changed:
         assert f"    {item}: original 1.0 -> original 0.0" in out or f"    {item}: original 0.0 -> original 1.0" in out
-    assert "SIGNIFICANT DROP" in out and out.rstrip().endswith("FAIL: a gated judge got significantly worse")
+    assert "SIGNIFICANT DROP" in out
+    # The last line names the judge and each rule that fired: the drop (p = 2 / 2**10), and the
+    # study's min_agreement gate, passed at 44/47 and failed at 34/47.
+    last = out.rstrip("\n").splitlines()[-1]
+    assert last.startswith("FAIL: a gated judge got worse: ft_gpt_3p5: agreement with the reference dropped "
+                           "significantly (lost on 10 item(s), gained on 0, p = 0.00195 < alpha 0.05); ")
+    assert "; gate(s) passed before and fail now: " in last and "agreement_rate" in last
 
 
 def test_a_run_compared_with_itself_exits_zero(study_dir: Path, capsys) -> None:
-    assert main(["compare", str(study_dir), str(study_dir), "--config", str(ROOT / "pyproject.toml")]) == 0
+    assert main(["compare", str(study_dir), str(study_dir), *STUDY]) == 0
     assert "OK: no gated judge got worse" in capsys.readouterr().out
 
 
@@ -164,7 +171,7 @@ def test_a_gated_judge_absent_from_a_run_exits_2_naming_judge_and_run(study_dir:
         (lambda item, v: None if v.llm == "ft_gpt_3p5" else v)
     lacking = copy_with(study_dir, tmp_path / "lacking", change)
     old, new = (lacking, study_dir) if side == "old" else (study_dir, lacking)
-    assert main(["compare", str(old), str(new), "--config", str(ROOT / "pyproject.toml")]) == 2
+    assert main(["compare", str(old), str(new), *STUDY]) == 2
     captured = capsys.readouterr()
     assert "OK" not in captured.out
     assert f"judge-eval: error: gated judge 'ft_gpt_3p5' has no verdict in run {lacking} " in captured.err
@@ -181,7 +188,7 @@ def test_a_gated_judge_absent_from_both_runs_names_both(study_dir: Path, tmp_pat
 def test_a_renamed_judge_that_is_not_gated_is_reported_removed_and_added(study_dir: Path, tmp_path: Path,
                                                                          capsys) -> None:
     new = copy_with(study_dir, tmp_path / "new", rename("gpt_3p5", "gpt_3p5_v2"))
-    args = ["compare", str(study_dir), str(new), "--config", str(ROOT / "pyproject.toml")]
+    args = ["compare", str(study_dir), str(new), *STUDY]
     assert main(args) == 0  # only reported: gpt_3p5 is not gated
     out = capsys.readouterr().out
     assert f"removed: judge(s) with verdicts in {study_dir} only, not compared: gpt_3p5\n" in out
@@ -206,7 +213,7 @@ def test_verdicts_removed_in_the_new_run_fail_the_comparison_on_missing(study_di
             neither.append(item_id("test", row["question"], answers))
     assert len(neither) == 3
     new = copy_with(study_dir, tmp_path / "new", lambda item, v: None if v.llm == "ft_gpt_3p5" and item.id in neither else v)
-    assert main(["compare", str(study_dir), str(new), "--config", str(ROOT / "pyproject.toml"), "--format", "json"]) == 1
+    assert main(["compare", str(study_dir), str(new), *STUDY, "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
     ft = next(j for j in data["judges"] if j["judge"] == "ft_gpt_3p5")
     assert (ft["lost_agreement"], ft["gained_agreement"]) == (0, 0)
