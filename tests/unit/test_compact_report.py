@@ -175,7 +175,11 @@ def test_gate_prints_the_table_and_one_line_per_gate_and_exits_0(study_dir: Path
     assert main(["gate", str(study_dir), "--config", CONFIG]) == 0
     out = capsys.readouterr().out
     assert sum(1 for line in out.splitlines() if HEADER.match(line)) == 1
-    assert [line for line in out.splitlines() if GATE.match(line)] == [
+    gates = [line for line in out.splitlines() if GATE.match(line)]
+    # above chance: kappa 0.893 on 47 pairs (the study's table); its interval's lower bound is
+    # well above 0, and the line says by which comparison it passes
+    assert re.fullmatch(r"PASS ft_gpt_3p5 kappa_ci_low 0\.[5-9]\d* > allowed 0\.0", gates.pop(-2)), gates
+    assert gates == [
         "PASS ft_gpt_3p5 agreement_rate 0.936 (44/47) >= allowed 0.85",
         "PASS ft_gpt_3p5 correlation 0.893 >= allowed 0.75",
         "PASS ft_gpt_3p5 inconclusive_rate 0.234 (15/64) <= allowed 0.25",
@@ -311,10 +315,12 @@ def test_the_default_runs_summary_has_one_table_per_run_one_line_per_gate_and_fi
         gates = [line for line in lines if GATE.match(line)]
         assert len(gates) == len(profile.gated) * len(set_) + 1, (title, gates)
     assert len([line for line in sections[f"judge_eval: study run {study_run.path}"].splitlines()
-                if GATE.match(line)]) == 8  # 6 thresholds and max_missing for ft_gpt_3p5, reference coverage
-    # local and study-local set no threshold: their coverage gates are on by default, and shown
+                if GATE.match(line)]) == 9  # 7 thresholds and max_missing for ft_gpt_3p5, reference coverage
+    # local and study-local carry the study's thresholds: every gate shown, in threshold order
     for title in list(expected)[1:]:
         assert [re.match(r"^(?:PASS|FAIL) \S+(?: \(reference\))? (\S+) ", line).group(1)
-                for line in sections[title].splitlines() if GATE.match(line)] == ["missing", "reference_coverage"]
+                for line in sections[title].splitlines() if GATE.match(line)] == [
+            "agreement_rate", "correlation", "inconclusive_rate", "parse_failures", "errors", "agreement_ci_low",
+            "missing", "kappa_ci_low", "reference_coverage"]
     printed = sum(1 + text.count("\n") for text in sections.values())  # a separator line, then the text
     assert printed <= 60, "\n".join(f"{t}\n{x}" for t, x in sections.items())

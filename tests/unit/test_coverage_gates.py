@@ -262,7 +262,7 @@ def test_the_plugin_makes_one_reference_coverage_case_per_profile() -> None:
                  profiles=profiles)
     ft = [("study", "ft_gpt_3p5", m) for m in ("min_agreement", "min_correlation", "max_inconclusive_rate",
                                                 "max_parse_failures", "max_errors", "min_agreement_ci_low",
-                                                "max_missing")]
+                                                "max_missing", "above_chance")]
     assert gate_cases(s) == [*ft, ("study", "gpt_4", "min_reference_coverage")]
 
 
