@@ -3,42 +3,62 @@ LoRA adapter on the student's chat template (loss on the assistant turn only) on
 adapter is converted to GGUF and served by ``llama_cpp.server --lora_path`` under a model name
 ``ft:<base>:judge-eval:<data hash>``.
 
+The training runs in a subprocess (``judge_eval.distillation.lora_worker``) that fixes its own
+thread count, deterministic algorithms and seeds, so that the same events, hyper-parameters and
+seed give the same adapter bytes on the same machine, whatever the recording process's own
+thread settings; this process sets none of that state.
+
 Only ``judge-eval record`` runs this (it needs torch, transformers, peft and the llama.cpp
 conversion scripts); replay reads the manifest it wrote.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
-import random
+import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol, TextIO
 
 from judge_eval.distillation.distiller import DistilledModel, DistillError, data_hash
-from judge_eval.core.progress import progress
+from judge_eval.distillation.lora_worker import TARGET_MODULES, worker_command, worker_env
 from judge_eval.config.pipeline_spec import PipelineConfig
 
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+#: Training threads. Fixed, because CPU reductions split their sums by thread count (a tiny
+#: model trained with 1 and 2 threads gave adapters of different sha256); 2, not 1, because the
+#: recording machine has 2 cores and the training (28 min for study-local) is compute-bound.
+#: Any fixed count is reproducible, whatever the cores; it is in the manifest.
+TRAIN_THREADS = 2
+#: Lines of the worker's output a DistillError quotes.
+TAIL_LINES = 40
 
 
-def tokenize_example(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels for one chat example; labels are -100 except on the assistant turn."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=True)
-    if hasattr(prompt, "input_ids"):
-        prompt, full = prompt["input_ids"], full["input_ids"]
-    prompt, full = list(prompt), list(full)
-    if full[:len(prompt)] != prompt:
-        raise DistillError("the chat template does not render the prompt as a prefix of the full "
-                           "conversation; cannot mask the loss to the assistant turn")
-    labels = [-100] * len(prompt) + full[len(prompt):]
-    if len(full) > max_length:  # keep the assistant turn, drop the start of the prompt
-        full, labels = full[-max_length:], labels[-max_length:]
-    return full, labels
+def run_worker(spec: dict[str, Any], workdir: Path, *, echo: TextIO | None = None,
+               base_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Train in a fresh ``python -m judge_eval.distillation.lora_worker`` process and return its
+    result. Its output is echoed (to stderr by default) as it comes; if it fails, the
+    DistillError quotes the end of that output."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec_path, result_path = workdir / "train-spec.json", workdir / "train-result.json"
+    spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", "utf-8")
+    result_path.unlink(missing_ok=True)
+    env = worker_env(int(spec["hyperparameters"]["threads"]), dict(os.environ if base_env is None else base_env))
+    echo = echo if echo is not None else sys.stderr
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    with subprocess.Popen(worker_command(str(spec_path), str(result_path)), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace", env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            echo.write(line)
+            echo.flush()
+            tail.append(line)
+    if proc.returncode != 0 or not result_path.is_file():
+        raise DistillError(f"LoRA training failed (worker exit code {proc.returncode}; spec {spec_path}); "
+                           f"the end of its output:\n{''.join(tail)}")
+    return json.loads(result_path.read_text("utf-8"))
 
 
 class LocalFiles(Protocol):
@@ -59,73 +79,22 @@ class LocalLoraDistiller:
         self.serve_adapter = serve_adapter
         self.files = files
 
-    def _load_base(self, workdir: Path) -> tuple[Any, Any, Path]:
-        """The student as a transformers model (dequantised from its GGUF) and an HF folder of it,
-        which the adapter conversion needs as ``--base``."""
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-        gguf = self.files.model_file(self.config.student.model)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        hf_dir = workdir / "base-hf"
-        if not (hf_dir / "config.json").exists():
-            # save_pretrained refuses a GGUF-loaded model: rebuild it from its config and weights.
-            config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-            fresh.load_state_dict(loaded.state_dict())
-            fresh.save_pretrained(hf_dir)
-            tokenizer.save_pretrained(hf_dir)
-        return loaded, tokenizer, hf_dir
+    def hyperparameters(self) -> dict[str, Any]:
+        spec = self.spec
+        return {"epochs": spec.epochs, "learning_rate": spec.learning_rate, "lora_rank": spec.lora_rank,
+                "lora_alpha": spec.lora_alpha, "target_modules": TARGET_MODULES, "batch_size": 1,
+                "max_length": spec.max_length, "seed": spec.seed, "threads": TRAIN_THREADS,
+                "loss": "assistant turn only"}
 
     def train(self, events_path: Path, workdir: Path) -> dict[str, Any]:
-        import torch
-
-        # torch's global generator seeds the LoRA weights (peft initialises them with it): seed it
-        # inside fork_rng, which restores the caller's generator state afterwards, so training
-        # leaves no process-wide state behind. The example order has its own generator.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.spec.seed)
-            return self._train(events_path, workdir)
-
-    def _train(self, events_path: Path, workdir: Path) -> dict[str, Any]:
-        import torch
-        from peft import LoraConfig, get_peft_model
-
-        spec = self.spec
-        model, tokenizer, hf_dir = self._load_base(workdir)
-        examples = [json.loads(line)["messages"] for line in events_path.read_text("utf-8").splitlines() if line]
-        data = [tokenize_example(tokenizer, ex, spec.max_length) for ex in examples]
-        peft_model = get_peft_model(model, LoraConfig(
-            r=spec.lora_rank, lora_alpha=spec.lora_alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
-            task_type="CAUSAL_LM"))
-        optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad],
-                                      lr=spec.learning_rate)
-        peft_model.train()
-        order = list(range(len(data)))
-        rng = random.Random(spec.seed)
-        losses = []
-        started = time.monotonic()
-        with progress(spec.epochs * len(data), "LoRA training") as bar:  # minutes per epoch on a CPU
-            for epoch in range(spec.epochs):
-                rng.shuffle(order)
-                total = 0.0
-                for i in order:
-                    ids, labels = data[i]
-                    out = peft_model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-                    out.loss.backward()
-                    optimizer.step()
-                    optimizer.zero_grad()
-                    total += float(out.loss.detach())
-                    bar.update(1)
-                losses.append(round(total / len(data), 4))
-                print(f"[judge-eval] LoRA epoch {epoch + 1}/{spec.epochs}: mean loss {losses[-1]} "
-                      f"({time.monotonic() - started:.0f} s)", flush=True)
-        seconds = time.monotonic() - started
-        adapter_dir = workdir / "adapter"
-        peft_model.save_pretrained(adapter_dir)
-        return {"hf_dir": hf_dir, "adapter_dir": adapter_dir, "losses": losses, "train_seconds": round(seconds, 1),
-                "examples": len(data), "tokens": sum(len(ids) for ids, _ in data)}
+        """Train in the worker process: it first writes the student's GGUF as a transformers
+        folder ``base-hf`` (kept for the GGUF conversion), then trains from that folder."""
+        hf_dir = workdir / "base-hf"
+        result = run_worker({
+            "events": str(events_path), "gguf": str(self.files.model_file(self.config.student.model)),
+            "base_dir": str(hf_dir), "base_name": self.config.student.model, "out_dir": str(workdir),
+            "hyperparameters": self.hyperparameters()}, workdir)
+        return {**result, "hf_dir": hf_dir, "adapter_dir": Path(result["adapter_dir"])}
 
     def convert(self, adapter_dir: Path, hf_dir: Path, out: Path) -> Path:
         script, gguf_py = self.files.llama_cpp_scripts("convert_lora_to_gguf.py")
@@ -147,7 +116,6 @@ class LocalLoraDistiller:
         digest = data_hash(events_path)
         alias = f"ft:{self.config.student.model}:judge-eval:{digest.split(':')[1][:8]}"
         base_url = self.serve_adapter(adapter, alias)
-        spec = self.spec
         return DistilledModel(model=alias, manifest={
             "kind": "local-lora", "model": alias, "base_model": self.config.student.model,
             "base_url": base_url, "data_hash": digest, "examples": trained["examples"],
@@ -155,9 +123,7 @@ class LocalLoraDistiller:
             "train_seconds": trained["train_seconds"],
             "adapter_bytes": adapter.stat().st_size,
             "adapter_sha256": hashlib.sha256(adapter.read_bytes()).hexdigest(),
-            "hyperparameters": {"epochs": spec.epochs, "learning_rate": spec.learning_rate,
-                                "lora_rank": spec.lora_rank, "lora_alpha": spec.lora_alpha,
-                                "target_modules": TARGET_MODULES, "batch_size": 1,
-                                "max_length": spec.max_length, "seed": spec.seed,
-                                "loss": "assistant turn only"},
+            "adapter_safetensors_sha256": trained["adapter_safetensors_sha256"],
+            "train_versions": trained["versions"],
+            "hyperparameters": self.hyperparameters(),
         })

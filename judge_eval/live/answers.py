@@ -47,8 +47,10 @@ async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any],
     cassette there)."""
     import asyncio
 
+    from judge_eval.core.items import question_key
     from judge_eval.core.progress import progress
     from judge_eval.live.judging import run_bounded
+    from judge_eval.recording.rerecord_stable import sort_key
 
     gate = asyncio.Semaphore(max(1, concurrency))
     results: dict[int, QAItem] = {}
@@ -56,7 +58,8 @@ async def answer_questions(questions: Sequence[str], engines: Mapping[str, Any],
 
     async def one(n: int, question: str, pair: tuple[str, str]) -> None:
         async with gate:
-            results[n] = await _answer(question, pair, engines, split)
+            with sort_key(question_key(split, question)):  # the cassette's order: the items' order_key
+                results[n] = await _answer(question, pair, engines, split)
         if on_item_done is not None:
             on_item_done()
         bar.update(1)

@@ -71,13 +71,15 @@ async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False
 
     Up to ``concurrency`` items are judged at once (within an item the evaluator's two calls keep
     their order); results are keyed by item, so the output is the same whatever the completion
-    order. With a ``journal``, items it already holds are taken from it (no call is repeated)
-    and each newly judged item is appended as it completes; ``on_item_done`` runs first (the
+    order, and so is the cassette (each item's calls are saved under its ``order_key``). With a
+    ``journal``, items it already holds are taken from it (no call is repeated) and each newly
+    judged item is appended as it completes; ``on_item_done`` runs first (the
     pipeline saves the cassette there, so a resumed recording has every finished call on disk).
     """
     import asyncio
 
     from judge_eval.core.store import event_from_json, event_to_json, verdict_from_json, verdict_to_json
+    from judge_eval.recording.rerecord_stable import sort_key
 
     done = journal.load() if journal is not None else {}
     gate = asyncio.Semaphore(max(1, concurrency))
@@ -91,7 +93,8 @@ async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False
                                 [event_from_json(e) for e in record.get("events", [])])
             return
         async with gate:
-            verdict, item_events = await judge_item(item, llm, judge, capture=capture)
+            with sort_key(item.order_key):  # its calls are saved in the run files' item order
+                verdict, item_events = await judge_item(item, llm, judge, capture=capture)
         if on_item_done is not None:
             on_item_done()
         if journal is not None:

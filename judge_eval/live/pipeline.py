@@ -386,8 +386,9 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
                                  "`judge-eval record` starts; run: " + rerecord)
         distilled = LocalLoraDistiller(cfg, serve_adapter=ctx.serve_adapter,
                                        files=ctx.local_files).distill(training, ctx.run_dir / "distill")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(distilled.manifest, indent=2, sort_keys=True) + "\n")
+        from judge_eval.recording.rerecord_stable import write_manifest
+
+        write_manifest(path, distilled.manifest)  # unchanged but for its training time: kept as it was
         return distilled
     # OpenAI: the job's HTTP calls are recorded like any other stage.
     from judge_eval.live.clients import api_key

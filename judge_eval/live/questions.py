@@ -65,14 +65,30 @@ def known_deprecations_dropped() -> Iterator[None]:
 
 async def generate_questions(documents: Sequence[Any], llm: Any, *, count: int, prompt: str,
                              chunk_size: int = 1024) -> list[str]:
-    """Up to ``count`` distinct questions, one per chunk, in chunk order."""
+    """Up to ``count`` distinct questions, one per chunk, in chunk order.
+
+    What ``DatasetGenerator(nodes).agenerate_questions_from_nodes(num)`` returns (the first ``num``
+    chunks asked at once, their questions in chunk order, the first ``num`` kept), with one
+    generator per chunk so that each chunk's call is recorded under the chunk's position
+    (``sort_key``): the cassette's order does not depend on which call completed first."""
+    import asyncio
+
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.evaluation import DatasetGenerator
 
+    from judge_eval.recording.rerecord_stable import sort_key
+
     nodes = chunk(documents, chunk_size)
+    # Ask for a few more than needed: repeats and empty outputs are dropped afterwards.
+    num = min(len(nodes), count + max(2, count // 4))
+
+    async def one(position: int, node: Any) -> list[str]:
+        with sort_key(position):
+            generator = DatasetGenerator(nodes=[node], llm=llm, callback_manager=CallbackManager([]),
+                                         question_gen_query=prompt)
+            return await generator.agenerate_questions_from_nodes()
+
     with known_deprecations_dropped():  # see FORCED_DEPRECATIONS
-        generator = DatasetGenerator(nodes=nodes, llm=llm, callback_manager=CallbackManager([]),
-                                     question_gen_query=prompt)
-        # Ask for a few more than needed: repeats and empty outputs are dropped afterwards.
-        raw = await generator.agenerate_questions_from_nodes(num=min(len(nodes), count + max(2, count // 4)))
+        per_chunk = await asyncio.gather(*(one(k, node) for k, node in enumerate(nodes[:num])))
+    raw = [question for questions in per_chunk for question in questions][:num]
     return clean_questions(raw, count)

@@ -6,6 +6,12 @@ model on the ports the profile names, runs the pipeline with every stage recordi
 distilled student's server when the adapter is trained, and stops every server it started. For
 a profile of remote APIs (``openai``) it only runs the pipeline; the keys come from the
 environment variables the profile names.
+
+At the end it says what changed against the previous recording: per cassette the interactions
+added, removed, changed and unchanged (volatile fields such as a completion's id aside:
+``judge_eval.recording.rerecord_stable``), and per judge the test items whose verdict changed
+(``compare_runs`` on the previous cassettes replayed offline vs the new run). The previous
+cassettes are copied into the work folder before the first call.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from typing import Any
 from judge_eval.config.profiles import Profile
 from judge_eval.errors import ConfigError
 from judge_eval.live.pipeline import STAGES, Context, modes_from, run_all
+
+#: In the work folder: the profile's cassettes as they were before the recording.
+PREVIOUS_DIR = "previous-cassettes"
+#: In the work folder: the run the previous cassettes replay to (for the verdicts that changed).
+PREVIOUS_RUN_DIR = "previous-run"
 
 
 def _local_servers(profile: Profile) -> dict[int, tuple[str, bool]]:
@@ -65,6 +76,7 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
         stage = "distill"
     temporary = run_dir is None
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"judge-eval-{profile.name}-"))
+    previous = keep_previous(cassette_root / profile.name, run_dir, resume=resume)
     ctx = Context(profile=profile, cassette_root=cassette_root, run_dir=run_dir,
                   modes=modes_from(stage, "new_episodes" if resume else "all"),
                   concurrency=concurrency or profile.pipeline.concurrency)
@@ -80,10 +92,101 @@ def record(profile: Profile, *, cassette_root: Path, run_dir: Path | None = None
     seconds = time.monotonic() - started
     folder = cassette_root / profile.name
     sizes = {p.name: p.stat().st_size for p in sorted(folder.glob("*")) if p.is_file()}
+    changes = changes_since(profile, previous, folder, run_dir, study_dir=study_dir)
     workdir = finish_workdir(run_dir, temporary=temporary, keep=keep_workdir)
     return {"profile": profile.name, "seconds": round(seconds, 1), "run_dir": str(run_dir), "workdir": workdir,
             "cassettes": str(folder), "requests": {k: v["requests"] for k, v in ctx.observed.items()},
-            "cassette_bytes": sizes, "counts": ctx.counts}
+            "cassette_bytes": sizes, "counts": ctx.counts, "changes": changes}
+
+
+def keep_previous(folder: Path, run_dir: Path, *, resume: bool) -> Path:
+    """Copy the profile's cassette folder as it is before recording into the work folder, for
+    the change summary at the end. A resumed recording keeps the copy made before the
+    interrupted one (the stages that finished have replaced their cassettes since)."""
+    import shutil
+
+    dest = run_dir / PREVIOUS_DIR / folder.name
+    if resume and dest.is_dir():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+        if path.is_file():
+            shutil.copyfile(path, dest / path.name)
+    return dest
+
+
+def changes_since(profile: Profile, previous: Path, folder: Path, run_dir: Path, *,
+                  study_dir: Path | None = None) -> dict[str, Any]:
+    """Print and return what changed from the cassettes in ``previous`` to those in ``folder``:
+    per cassette, interactions added, removed, changed and unchanged; per other file (the
+    distillation manifest), whether it changed; per judge, the test items whose verdict changed."""
+    from judge_eval.recording.rerecord_stable import cassette_changes
+
+    old = {p.name for p in previous.glob("*") if p.is_file()}
+    new = {p.name for p in folder.glob("*") if p.is_file()}
+    if not any(name.endswith(".yaml") for name in old):
+        print(f"[judge-eval] changes: no previous recording of profile {profile.name}", flush=True)
+        return {"previous": None}
+    lines = [f"[judge-eval] changes against the previous recording of profile {profile.name}:"]
+    cassettes: dict[str, dict[str, int]] = {}
+    files: dict[str, str] = {}
+    identical = True
+    width = max(map(len, old | new))
+    for name in sorted(old | new):
+        was, now = previous / name, folder / name
+        same = name in old and name in new and was.read_bytes() == now.read_bytes()
+        identical = identical and same
+        if name.endswith(".yaml"):
+            c = cassette_changes(was, now)
+            cassettes[name] = c.to_json()
+            state = " (new cassette)" if name not in old else " (cassette removed)" if name not in new else ""
+            lines.append(f"  {name:<{width}}  {c.added} added, {c.removed} removed, {c.changed} changed, "
+                         f"{c.unchanged} unchanged{state}")
+        else:
+            files[name] = ("unchanged" if same else "added" if name not in old
+                           else "removed" if name not in new else "changed")
+            lines.append(f"  {name:<{width}}  {files[name]}")
+    print("\n".join(lines), flush=True)
+    verdicts = _verdict_changes(profile, previous, run_dir, study_dir, identical)
+    return {"previous": str(previous), "cassettes": cassettes, "files": files, "verdicts": verdicts}
+
+
+def _verdict_changes(profile: Profile, previous: Path, run_dir: Path, study_dir: Path | None,
+                     identical: bool) -> dict[str, Any]:
+    """Per judge, the test items whose verdict differs between the previous recording (its
+    cassettes replayed offline by this code) and the new run; printed, and returned."""
+    if identical:
+        print("[judge-eval] verdicts changed: none (every cassette and file is byte for byte as it was)",
+              flush=True)
+        return {"changed": {}, "note": "every cassette and file is as it was"}
+    import shutil
+
+    from judge_eval.core.store import read_run
+    from judge_eval.gating.compare import compare_runs
+
+    old_run = run_dir / PREVIOUS_RUN_DIR
+    shutil.rmtree(old_run, ignore_errors=True)
+    print(f"[judge-eval] replaying the previous cassettes into {old_run} to compare verdicts", flush=True)
+    ctx = Context(profile=profile, cassette_root=previous.parent, run_dir=old_run, modes=modes_from(None, "none"))
+    try:
+        run_all(ctx, study_dir)
+        old_items = list(read_run(old_run, require=("test",), parts=("test",)).test)
+        new_items = list(read_run(run_dir, require=("test",), parts=("test",)).test)
+        result = compare_runs(old_items, new_items, reference=profile.reference, gated=profile.gated,
+                              profile=profile)
+    except Exception as exc:  # noqa: BLE001 - the recording succeeded; only the comparison is lost
+        why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        print(f"[judge-eval] verdicts not compared: replaying the previous cassettes with this code or "
+              f"comparing the runs failed ({why})", flush=True)
+        return {"error": why}
+    finally:
+        ctx.close()
+    changed = {j.judge: len(j.changed) for j in result.judges}
+    print(f"[judge-eval] verdicts changed (of {len(new_items)} test items): "
+          + (", ".join(f"{judge} {n}" for judge, n in changed.items()) or "no judge in both runs"), flush=True)
+    return {"changed": changed, "items": len(new_items),
+            "items_changed": {j.judge: [c.id for c in j.changed] for j in result.judges}}
 
 
 def _size(folder: Path) -> str:

@@ -32,8 +32,12 @@ rules (DESIGN.md, "Cassettes"):
   beside it) and replaces the cassette with it only when the stage succeeds. A failed recording
   leaves the cassette as it was and keeps the working copy when it holds a call (a resumed
   recording, mode ``new_episodes``, continues from it), or deletes it when it holds none.
+- A recording is installed in a canonical order, and an interaction whose request and response
+  are the same as the previous cassette's (volatile fields such as a completion's id and
+  ``created`` aside) keeps the bytes it had: re-recording an unchanged stage leaves its cassette
+  byte for byte as it was (``rerecord_stable``).
 - vcrpy's private API is used only in ``vcr_private`` (the indexed replay, the mid-recording
-  save).
+  save, the playback hook).
 """
 
 from __future__ import annotations
@@ -571,11 +575,15 @@ def cassette(spec: CassetteSpec, mode: str, *, partial_dir: Path | None = None) 
                 check_cassette_file(spec)
                 shutil.copyfile(path, work)  # extend a copy; the cassette itself stays untouched
     texts: dict[str, str] = {}  # body hash -> the text the model saw (recording only, in memory)
+    stable = None  # recording only: the canonical order and the bytes of unchanged interactions
+    if work != path:
+        from judge_eval.recording import rerecord_stable as stable
     recorder = vcr.VCR(
         record_mode=mode,
         match_on=["method", "path", "query", "judge_body"],
         before_record_request=_scrub_request(spec.body_hash, texts),
-        before_record_response=_scrub_response,
+        # while recording, each call's response notes the item it belongs to (its sort key)
+        before_record_response=(lambda r: stable.stamp(_scrub_response(r))) if stable else _scrub_response,
         decode_compressed_response=True,
     )
     recorder.register_matcher("judge_body", _match_body)
@@ -595,7 +603,11 @@ def cassette(spec: CassetteSpec, mode: str, *, partial_dir: Path | None = None) 
                 # Nothing is ever played back while re-recording, but vcrpy still scans every
                 # interaction recorded so far before each request (quadratic in the recording).
                 vcr_private.disable_playback_scan(cass)
+            elif mode == "new_episodes" and stable:
+                vcr_private.on_play(cass, stable.stamp)  # a replayed call belongs to an item too
             yield cass
+            if mode == "new_episodes" and stable:
+                vcr_private.save_now(cass)  # the sort keys of replayed calls, even when nothing is new
     except BaseException as exc:
         if work != path and not resumed and (cass is None or len(cass.data) <= loaded):
             work.unlink(missing_ok=True)  # no call was recorded: nothing worth keeping
@@ -624,4 +636,6 @@ def cassette(spec: CassetteSpec, mode: str, *, partial_dir: Path | None = None) 
             f"re-record with: {spec.rerecord_command}{explained}") from exc
     else:
         if work != path and work.is_file():
+            assert stable is not None
+            stable.settle(work, path)  # canonical order; unchanged interactions as stored before
             _install(work, path)

@@ -3,7 +3,7 @@ constraints.txt). Everything else goes through vcrpy's public API (``Cassette.fi
 ``.data``, ``.responses``, ``.record_mode``, ``.find_requests_with_most_matches``, and
 ``CannotOverwriteExistingCassetteException.failed_request`` / ``.similar_requests``).
 
-vcrpy 9.4.2 has no public way to do three things we need:
+vcrpy 9.4.2 has no public way to do these things we need:
 
 - ``Cassette._responses(request)``: the generator of ``(position, response)`` pairs matching a
   request, used by ``play_response``, ``responses_of`` and ``__contains__`` (hence
@@ -19,6 +19,10 @@ vcrpy 9.4.2 has no public way to do three things we need:
 - ``Cassette._save(force=True)``: the cassette's own save routine (scrub hooks, metadata, the
   mode ``all`` rules). vcrpy saves only when the ``use_cassette`` block exits; ``save_now``
   writes the cassette mid-recording, so an interrupted recording keeps every call it paid for.
+- Playback observed: vcrpy has no hook on a played response. ``on_play`` wraps the public
+  ``play_response`` on the instance (as ``install_index`` does) and hands each played response,
+  the recorded dict itself, to a callback: a recording that extends a cassette (mode
+  ``new_episodes``) notes there which item a replayed call belonged to, for the canonical order.
 
 If an upgrade renames or reshapes one of these, tests/unit/test_vcr_private.py fails and says
 which; fix this module (and only this module) then.
@@ -81,6 +85,20 @@ def install_index(cass: Any, positions: Callable[[Any], Iterable[int]]) -> list[
     cass._responses = responses  # an instance attribute shadows the method
     cass.play_response = play_response
     return served
+
+
+def on_play(cass: Any, callback: Callable[[Any], Any]) -> None:
+    """Call ``callback(response)`` with every response ``cass`` plays back: the recorded
+    response dict itself (``cass.data[n][1]``), before the HTTP stub builds its response from it."""
+    _require(cass, "play_response")
+    play = cass.play_response
+
+    def play_response(request: Any) -> Any:
+        response = play(request)
+        callback(response)
+        return response
+
+    cass.play_response = play_response
 
 
 def disable_playback_scan(cass: Any) -> None:

@@ -78,7 +78,7 @@ def test_a_missing_private_attribute_is_a_clear_error() -> None:
         data: list = []
 
     for call in (lambda c: vcr_private.install_index(c, lambda r: []), vcr_private.save_now,
-                 vcr_private.disable_playback_scan):
+                 vcr_private.disable_playback_scan, lambda c: vcr_private.on_play(c, print)):
         with pytest.raises(JudgeEvalError, match=r"vcr_private\.py"):
             call(NotACassette())
 
@@ -206,10 +206,13 @@ def test_the_stubs_play_back_through_the_cassettes_play_response() -> None:
 
 
 def test_the_index_reports_the_positions_it_played_in_order(tmp_path: Path, counter) -> None:
+    from judge_eval.recording.rerecord_stable import sort_key
+
     base, seen = counter
     with cassette(spec(tmp_path), "all"):
-        for path in ("a", "b", "a", "c"):
-            httpx.post(f"{base}/v1/{path}", json={"k": path})
+        for k, path in enumerate(("a", "b", "a", "c")):
+            with sort_key(k):  # saved in this order (calls of no item would be sorted by path)
+                httpx.post(f"{base}/v1/{path}", json={"k": path})
     import vcr
 
     with vcr.VCR(record_mode="none").use_cassette(str(spec(tmp_path).path)) as cass:
@@ -222,3 +225,21 @@ def test_the_index_reports_the_positions_it_played_in_order(tmp_path: Path, coun
         for path in ("c", "a", "a", "b"):
             httpx.post(f"http://127.0.0.1:9/v1/{path}", json={"k": path})
     assert served == [3, 0, 2, 1] and len(seen) == 4
+
+
+def test_on_play_hands_over_each_played_response_as_recorded(tmp_path: Path, counter) -> None:
+    """``on_play`` wraps ``play_response`` like ``install_index``: the callback gets the recorded
+    response dict itself (a mark put on it is in ``cass.data``), once per played response."""
+    base, seen = counter
+    with cassette(spec(tmp_path), "all"):
+        for path in ("a", "b"):
+            httpx.post(f"{base}/v1/{path}", json={"k": path})
+    import vcr
+
+    played: list = []
+    with vcr.VCR(record_mode="new_episodes").use_cassette(str(spec(tmp_path).path)) as cass:
+        vcr_private.on_play(cass, lambda response: played.append(response) or response.update(mark=len(played)))
+        replayed = [httpx.post(f"{base}/v1/{path}", json={"k": path}).json() for path in ("b", "a")]
+        assert [p["path"] for p in replayed] == ["/v1/b", "/v1/a"] and len(seen) == 2
+        assert played[0] is cass.data[1][1] and played[1] is cass.data[0][1]
+        assert [cass.data[n][1].get("mark") for n in (0, 1)] == [2, 1]
