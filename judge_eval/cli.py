@@ -42,6 +42,8 @@ class Resolved:
     seed: int
     resamples: int
     profile_origin: str = ""  # where the profile's name came from, when a command shows it (compare)
+    score_reference: str | None = None  # the score judges' reference (None: ``reference``)
+    score_interval: str = "exact_agreement"  # the score metric whose bootstrap interval is computed
 
 
 def resolve(args: argparse.Namespace) -> Resolved:
@@ -64,7 +66,16 @@ def resolve(args: argparse.Namespace) -> Resolved:
         resamples=resamples if resamples is not None else (profile.bootstrap_resamples if profile
                                                            else DEFAULT_RESAMPLES),
         profile_origin=origin,
+        **_score_options(args, profile),
     )
+
+
+def _score_options(args: argparse.Namespace, profile: Profile | None) -> dict[str, Any]:
+    """The score judges' reference (``--score-reference``, else the profile's ``score_reference``,
+    else None: the reference) and interval metric (the profile's ``score_interval``)."""
+    score_reference = getattr(args, "score_reference", None) or (profile.score_reference if profile else None)
+    return {"score_reference": score_reference,
+            "score_interval": profile.score_interval if profile else "exact_agreement"}
 
 
 def _load_profile(args: argparse.Namespace) -> Profile:
@@ -162,16 +173,19 @@ def _run_and_metrics(run_dir: Path, s: Resolved) -> tuple[Run, RunMetrics]:
     from judge_eval.core.metrics import run_metrics
 
     run = _test_run(run_dir)
-    return run, run_metrics(run.test, s.reference, seed=s.seed, resamples=s.resamples)
+    return run, run_metrics(run.test, s.reference, seed=s.seed, resamples=s.resamples,
+                            score_reference=s.score_reference, score_interval=s.score_interval)
 
 
 def _metrics(run_dir: Path, s: Resolved) -> RunMetrics:
     """The metrics of the run's test items, parsed a line at a time into a compact table (report,
-    gate: 1,000,000 items take about 1 GB, not 3 GB per 100,000; gating.compare.load_for_metrics)."""
+    gate: 1,000,000 items take about 1 GB, not 3 GB per 100,000; gating.compare.load_metrics_input)."""
     from judge_eval.core.metrics import run_metrics
-    from judge_eval.gating.compare import load_for_metrics
+    from judge_eval.gating.compare import load_metrics_input
 
-    return run_metrics(load_for_metrics(run_dir), s.reference, seed=s.seed, resamples=s.resamples)
+    items, scores = load_metrics_input(run_dir)
+    return run_metrics(items, s.reference, seed=s.seed, resamples=s.resamples, scores=scores,
+                       score_reference=s.score_reference, score_interval=s.score_interval)
 
 
 def cmd_report(args: argparse.Namespace, s: Resolved) -> int:
@@ -186,7 +200,8 @@ def cmd_report(args: argparse.Namespace, s: Resolved) -> int:
         profile = _load_profile(args)
         s = Resolved(profile=profile, reference=args.reference or profile.reference,
                      seed=args.seed if args.seed is not None else profile.bootstrap_seed,
-                     resamples=args.resamples if args.resamples is not None else profile.bootstrap_resamples)
+                     resamples=args.resamples if args.resamples is not None else profile.bootstrap_resamples,
+                     **_score_options(args, profile))
     metrics = _metrics(args.run_dir, s)
     gates = None
     if profile is not None:
@@ -238,14 +253,16 @@ def cmd_plot(args: argparse.Namespace, s: Resolved) -> int:
 def cmd_compare(args: argparse.Namespace, s: Resolved) -> int:
     import json
 
-    from judge_eval.gating.compare import compare_runs, load_for_metrics, render_comparison
+    from judge_eval.gating.compare import compare_runs, load_metrics_input, render_comparison
 
     profile = s.profile
     assert profile is not None
-    result = compare_runs(load_for_metrics(args.old_run), load_for_metrics(args.new_run),
-                          reference=s.reference, gated=profile.gated, profile=profile,
+    (old, old_scores), (new, new_scores) = load_metrics_input(args.old_run), load_metrics_input(args.new_run)
+    result = compare_runs(old, new, reference=s.reference, gated=profile.gated, profile=profile,
                           old_path=str(args.old_run), new_path=str(args.new_run),
-                          alpha=args.alpha, seed=s.seed, resamples=s.resamples, profile_origin=s.profile_origin)
+                          alpha=args.alpha, seed=s.seed, resamples=s.resamples, profile_origin=s.profile_origin,
+                          old_scores=old_scores, new_scores=new_scores, score_reference=s.score_reference,
+                          score_interval=s.score_interval)
     sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json"
                      else render_comparison(result))
     return 1 if result.fails else 0
@@ -298,6 +315,8 @@ IMPORT_OPTIONS = {
     "pairs": {"question", "answer_a", "answer_b", "model_a", "model_b", "id_column", "split_column",
               "source_column", "judges", "verdicts", "map_name", "config"},
     "preference": {"question", "chosen", "rejected", "id_column", "split_column", "source_column", "order_seed"},
+    "scores": {"question", "answer_column", "model_column", "reference_answer", "id_column", "split_column",
+               "source_column", "judges", "verdicts", "scale", "map_name", "config"},
     "mt-bench-human": set(),
     "mt-bench-gpt4-pair": {"questions", "answers", "into", "inconsistent_as_tie"},
 }
@@ -306,24 +325,32 @@ _IMPORT_FLAGS = {"question": "--question", "answer_a": "--answer-a", "answer_b":
                  "source_column": "--source", "judges": "--judge", "verdicts": "--verdicts", "map_name": "--map",
                  "config": "--config", "chosen": "--chosen", "rejected": "--rejected", "order_seed": "--seed",
                  "questions": "--questions", "answers": "--answers", "into": "--into",
-                 "inconsistent_as_tie": "--inconsistent-as-tie"}
+                 "inconsistent_as_tie": "--inconsistent-as-tie", "answer_column": "--answer",
+                 "model_column": "--model", "reference_answer": "--reference-answer", "scale": "--scale"}
+
+
+def _import_map(args: argparse.Namespace, fmt: str) -> Any:
+    """``--map NAME``'s table of format ``fmt`` (pairs, scores), or None without ``--map``."""
+    from judge_eval.config.import_maps import load_import_map
+    from judge_eval.config.profiles import find_pyproject
+    from judge_eval.errors import ConfigError
+
+    if not args.map_name:
+        return None
+    config = args.config or find_pyproject()
+    if config is None:
+        raise ConfigError("--map: no pyproject.toml with [tool.judge_eval] at or above the current folder; "
+                          "pass --config PATH")
+    return load_import_map(args.map_name, config, fmt)
 
 
 def _pairs_map(args: argparse.Namespace) -> Any:
     """The column map of ``import pairs``: ``--map NAME``'s table (else the defaults), then every
     flag given on top of it."""
-    from judge_eval.config.import_maps import PairsMap, load_import_map
-    from judge_eval.config.profiles import find_pyproject
-    from judge_eval.errors import ConfigError
+    from judge_eval.config.import_maps import PairsMap
     from judge_eval.importing.tabular import parse_judges, parse_verdicts
 
-    cmap = PairsMap()
-    if args.map_name:
-        config = args.config or find_pyproject()
-        if config is None:
-            raise ConfigError("--map: no pyproject.toml with [tool.judge_eval] at or above the current folder; "
-                              "pass --config PATH")
-        cmap = load_import_map(args.map_name, config)
+    cmap = _import_map(args, "pairs") or PairsMap()
     update: dict[str, Any] = {key: getattr(args, dest) for key, dest in (
         ("question", "question"), ("answer_a", "answer_a"), ("answer_b", "answer_b"), ("model_a", "model_a"),
         ("model_b", "model_b"), ("id", "id_column"), ("split", "split_column"), ("source", "source_column"))
@@ -332,6 +359,27 @@ def _pairs_map(args: argparse.Namespace) -> Any:
         update["judges"] = {**cmap.judges, **parse_judges(args.judges)}
     if args.verdicts is not None:
         update["verdicts"] = parse_verdicts(args.verdicts)
+    return cmap.model_copy(update=update)
+
+
+def _scores_map(args: argparse.Namespace) -> Any:
+    """The column map of ``import scores``: ``--map NAME``'s table (``format = "scores"``; else
+    the defaults), then every flag given on top of it."""
+    from judge_eval.config.import_maps import ScoresMap
+    from judge_eval.importing.scores_import import parse_score_verdicts, scale_option
+    from judge_eval.importing.tabular import parse_judges
+
+    cmap = _import_map(args, "scores") or ScoresMap(format="scores")
+    update: dict[str, Any] = {key: getattr(args, dest) for key, dest in (
+        ("question", "question"), ("answer", "answer_column"), ("model", "model_column"),
+        ("reference_answer", "reference_answer"), ("id", "id_column"), ("split", "split_column"),
+        ("source", "source_column")) if getattr(args, dest) is not None}
+    if args.judges:
+        update["judges"] = {**cmap.judges, **parse_judges(args.judges)}
+    if args.verdicts is not None:
+        update["verdicts"] = parse_score_verdicts(args.verdicts)
+    if args.scale is not None:
+        update["scale"] = scale_option(args.scale)
     return cmap.model_copy(update=update)
 
 
@@ -349,6 +397,11 @@ def cmd_import(args: argparse.Namespace, s: Resolved) -> int:
         from judge_eval.importing.tabular import import_pairs
 
         result = import_pairs(args.src, _pairs_map(args), map_name=args.map_name)
+    elif args.format == "scores":
+        from judge_eval.importing.scores_import import import_scores
+
+        result = import_scores(args.src, _scores_map(args), map_name=args.map_name,
+                               verdicts_from="--verdicts" if args.verdicts is not None else None)
     elif args.format == "preference":
         from judge_eval.importing.tabular import import_preference
 
@@ -394,6 +447,9 @@ def _add_metric_options(p: argparse.ArgumentParser, *, profile_default: bool = F
                    help=f"bootstrap seed, an integer >= 0 (default: {where}0)")
     p.add_argument("--resamples", type=positive_int, default=None,
                    help=f"bootstrap resamples, an integer >= 1 (default: {where}2000)")
+    p.add_argument("--score-reference", default=None, metavar="NAME",
+                   help="the score judges' reference, when the run holds pairwise and pointwise items (default: "
+                        "the profile's score_reference, if a profile is read, else the reference)")
 
 
 def _add_profile_options(p: argparse.ArgumentParser, command: str, what: str) -> None:
@@ -455,6 +511,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("old_run", type=Path)
     cmp.add_argument("new_run", type=Path)
     cmp.add_argument("--reference", default=None, help="reference judge (default: the profile's)")
+    cmp.add_argument("--score-reference", default=None, metavar="NAME",
+                     help="the score judges' reference, when the runs hold pairwise and pointwise items (default: "
+                          "the profile's score_reference, else the reference)")
     cmp.add_argument("--profile", default=None,
                      help="profile whose reference, gated judges, gates and thresholds apply (default: the one "
                           "the runs' run.json name; required when they name different ones or none)")
@@ -494,7 +553,7 @@ def _parser() -> argparse.ArgumentParser:
 
     imp = _add_command(
         sub, "import", cmd_import,
-        help="turn another team's judge data into a run directory (pairs, preference, MT-Bench)",
+        help="turn another team's judge data into a run directory (pairs, scores, preference, MT-Bench)",
         description="turn another team's judge data into a run directory: test_qa_complete.jsonl (and "
                     "train_qa.jsonl for train rows), every item with an explicit id, and run.json naming the "
                     "source and the options. A malformed source names file, line and field, and nothing is "
@@ -504,15 +563,18 @@ def _parser() -> argparse.ArgumentParser:
             "    --answer-b response_b --judge teacher=gpt4 --judge candidate=judge \\",
             "    --verdicts \"A=first,B=second,tie=tie\"",
             "judge-eval import pairs verdicts.jsonl runs/mine --map mine      # [tool.judge_eval.imports.mine]",
+            "judge-eval import scores ratings.csv runs/ratings --question query --answer response \\",
+            "    --judge gpt4=gpt4_score --judge mine=my_score --scale 1-5 --verdicts \"n/a=missing\"",
             "judge-eval import preference prefs.jsonl runs/prefs --seed 0",
             "judge-eval import mt-bench-human human_judgments.jsonl runs/mt-bench",
             "judge-eval import mt-bench-gpt4-pair gpt-4_pair.jsonl runs/mt-bench-gpt4 --into runs/mt-bench",
             "judge-eval import mt-bench-gpt4-pair gpt-4_pair.jsonl runs/gpt4 --questions question.jsonl \\",
             "    --answers model_answer/ --inconsistent-as-tie"))
-    imp.add_argument("format", choices=("pairs", "preference", "mt-bench-human", "mt-bench-gpt4-pair"))
-    imp.add_argument("src", type=Path, help="the source file (pairs, preference: .jsonl or .csv; MT-Bench: .jsonl)")
+    imp.add_argument("format", choices=("pairs", "scores", "preference", "mt-bench-human", "mt-bench-gpt4-pair"))
+    imp.add_argument("src", type=Path, help="the source file (pairs, scores, preference: .jsonl or .csv; MT-Bench: "
+                     ".jsonl)")
     imp.add_argument("out_dir", type=Path, help="the run directory to write (new or empty)")
-    cols = imp.add_argument_group("pairs and preference: columns (CSV) or keys (JSONL)")
+    cols = imp.add_argument_group("pairs, scores and preference: columns (CSV) or keys (JSONL)")
     cols.add_argument("--question", metavar="COL", default=None,
                       help="the question (default: question; preference: prompt)")
     cols.add_argument("--answer-a", metavar="COL", default=None, help="pairs: the first answer (default: answer_a)")
@@ -521,21 +583,36 @@ def _parser() -> argparse.ArgumentParser:
                       "the model is named a)")
     cols.add_argument("--model-b", metavar="COL", default=None, help="pairs: the second answer's model (default: b)")
     cols.add_argument("--id", dest="id_column", metavar="COL", default=None,
-                      help="the item's id (default: derived from split, question and answers)")
+                      help="the item's id (default: derived from split, question and answer(s))")
     cols.add_argument("--split", dest="split_column", metavar="COL", default=None,
                       help="train or test per row (default: every row is a test item)")
     cols.add_argument("--source", dest="source_column", metavar="COL", default=None,
                       help="the reference passage (default: none)")
+    cols.add_argument("--answer", dest="answer_column", metavar="COL", default=None,
+                      help="scores: the answer (default: answer)")
+    cols.add_argument("--model", dest="model_column", metavar="COL", default=None,
+                      help="scores: the answer's model (default: the model is named unknown)")
+    cols.add_argument("--reference-answer", metavar="COL", default=None,
+                      help="scores: a reference answer, kept on the item as reference_answer (default: none)")
     cols.add_argument("--judge", dest="judges", metavar="NAME=COL", action="append", default=[],
-                      help="pairs: a judge and its verdict column; repeat for each judge")
+                      help="pairs, scores: a judge and its verdict column; repeat for each judge")
+    cols.add_argument("--scale", metavar="SPEC", default=None,
+                      help="scores (required, or the map's scale): the scores every judge may give, LOW-HIGH "
+                           "(1-5), LOW-HIGH:STEP (1-5:0.5) or a list (0,1)")
     cols.add_argument("--verdicts", metavar="SPEC", default=None,
                       help="pairs: what each verdict value means, VALUE=MEANING,... with MEANING one of first, "
                            "second, tie, neither, missing; replaces the defaults (A/1/model_a = first, "
-                           "B/2/model_b = second, tie/0/C = tie; an empty cell is missing)")
+                           "B/2/model_b = second, tie/0/C = tie; an empty cell is missing). scores: what each "
+                           "text value means, VALUE=SCORE,... with SCORE a number on the scale or one of missing, "
+                           "unparseable, error; numbers on the scale need no entry; replaces the defaults "
+                           "(output-cannot-be-parsed = unparseable, error = error, and on the scale 0,1 "
+                           "pass/true/yes = 1, fail/false/no = 0; an empty cell is missing)")
     cols.add_argument("--map", dest="map_name", metavar="NAME", default=None,
-                      help="pairs: read the column map from [tool.judge_eval.imports.NAME]; flags win over it")
+                      help="pairs, scores: read the column map from [tool.judge_eval.imports.NAME]; flags win "
+                           "over it")
     cols.add_argument("--config", type=Path, default=None, metavar="PATH",
-                      help="pairs: the pyproject.toml of --map (default: the nearest one above the current folder)")
+                      help="pairs, scores: the pyproject.toml of --map (default: the nearest one above the current "
+                           "folder)")
     cols.add_argument("--chosen", metavar="COL", default=None, help="preference: the chosen answer (default: chosen)")
     cols.add_argument("--rejected", metavar="COL", default=None,
                       help="preference: the rejected answer (default: rejected)")

@@ -14,16 +14,18 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from judge_eval.config.import_maps import PairsMap
+from judge_eval.config.import_maps import ImportMap
 from judge_eval.config.tables import Table, resolve_path, validate
 from judge_eval.config.pipeline_spec import Names, NonEmpty, PipelineConfig
 from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+from judge_eval.core.scores import LOWER_IS_BETTER, SCORE_METRICS
 from judge_eval.errors import ConfigError
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
+Correlation = Annotated[float, Field(ge=-1.0, le=1.0)]  # also kappa, which is at most 1
 
 
 class Thresholds(Table):
@@ -37,7 +39,7 @@ class Thresholds(Table):
     """
 
     min_agreement: Rate | None = None
-    min_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    min_correlation: Correlation | None = None
     max_inconclusive: Count | None = None
     max_inconclusive_rate: Rate | None = None
     max_parse_failures: Count | None = None
@@ -48,6 +50,21 @@ class Thresholds(Table):
     #: true: the lower bound of kappa's 95% bootstrap interval must be above 0 (the judge agrees
     #: with the reference more than chance would); false or absent: not checked
     above_chance: bool | None = None
+    # Score judges (pointwise items; ``judge_eval.core.scores``): one key per metric, named after
+    # it; a key of one kind set on a gated judge of the other kind fails that gate, naming the key
+    # to use instead (``judge_eval.gating.gates``). max_parse_failures, max_errors, max_missing and
+    # min_reference_coverage gate both kinds.
+    min_exact_agreement: Rate | None = None
+    min_within_1_agreement: Rate | None = None
+    max_mae: Annotated[float, Field(ge=0.0)] | None = None
+    min_pearson: Correlation | None = None
+    min_spearman: Correlation | None = None
+    min_kendall_tau_b: Correlation | None = None
+    min_quadratic_kappa: Correlation | None = None
+    #: bounds of the 95% bootstrap interval of the profile's ``score_interval`` metric: the lower
+    #: bound of a higher-is-better metric, the upper bound of ``mae``
+    min_score_ci_low: Correlation | None = None
+    max_score_ci_high: Annotated[float, Field(ge=0.0)] | None = None
 
 
 class Profile(Table):
@@ -65,17 +82,37 @@ class Profile(Table):
     bootstrap_seed: Annotated[int, Field(ge=0)] = DEFAULT_SEED
     bootstrap_resamples: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RESAMPLES
     thresholds: Thresholds = Thresholds()
+    # score judges: their reference when the run also holds pairwise items (default: reference),
+    # and the metric whose 95% bootstrap interval reports show and min_score_ci_low /
+    # max_score_ci_high gate
+    score_reference: NonEmpty | None = None
+    score_interval: Literal[SCORE_METRICS] = "exact_agreement"  # type: ignore[valid-type]
     pipeline: PipelineConfig | None = None  # how to rebuild the run live (profiles local, openai)
     body_hash: bool = False  # cassettes store request-body hashes (requests carry third-party text)
 
     _data = field_validator("data", mode="before")(resolve_path)
+
+    @model_validator(mode="after")
+    def _interval_bound(self) -> "Profile":
+        """The bound of ``score_interval``'s interval that can be gated: the lower one of a metric
+        where higher is better, the upper one of ``mae``."""
+        t = self.thresholds
+        lower_better = self.score_interval in LOWER_IS_BETTER
+        wrong = ("min_score_ci_low", t.min_score_ci_low, "max_score_ci_high") if lower_better else (
+            "max_score_ci_high", t.max_score_ci_high, "min_score_ci_low")
+        if wrong[1] is not None:
+            better = "lower" if lower_better else "higher"
+            raise ValueError(f"thresholds.{wrong[0]} = {wrong[1]!r} does not fit score_interval = "
+                             f"{self.score_interval!r} ({better} is better): gate its interval with {wrong[2]}, "
+                             f"or set score_interval to a metric {'where higher is better' if lower_better else 'mae'}")
+        return self
 
 
 class JudgeEvalTable(Table):
     """``[tool.judge_eval]``."""
 
     profiles: dict[NonEmpty, Profile] = {}
-    imports: dict[NonEmpty, PairsMap] = {}  # column maps of `judge-eval import pairs --map NAME`
+    imports: dict[NonEmpty, ImportMap] = {}  # column maps of `judge-eval import pairs|scores --map NAME`
 
 
 def read_pyproject(path: Path) -> dict[str, Any]:

@@ -1,9 +1,19 @@
 """Typed, frozen records of a run: QA items with their judges' verdicts, and fine-tuning events.
 
 Ids are derived from content, never from list positions, so a file can be re-ordered, filtered or
-merged without re-keying anything: an item is its split, its question and its two answers in
-stored order (model and text of each), or the explicit ``id`` a line carries (importers write
-one). One question may therefore carry any number of answer pairs.
+merged without re-keying anything: an item is its split, its question and its answers in stored
+order (model and text of each), or the explicit ``id`` a line carries (importers write one). One
+question may therefore carry any number of answer pairs.
+
+Two kinds of item (``QAItem.kind``):
+
+- **pairwise**: two answers, judged by pairwise verdicts (``Verdict.kind == "pairwise"``: a score
+  of 0 / 0.5 / 1 and a source from ``SOURCES``), the study's schema;
+- **pointwise**: one answer, judged by score verdicts (``Verdict.kind == "score"``): a score on
+  the scale the verdict declares (``Verdict.scale``, its allowed values in ascending order, e.g.
+  ``(1, 2, 3, 4, 5)`` or ``(0, 1)``), source ``scored`` (conclusive) or, with a null score,
+  ``output-cannot-be-parsed`` / ``error`` (``SCORE_SOURCES``). ``judge_eval.core.scores`` holds
+  their metrics.
 """
 
 from __future__ import annotations
@@ -26,8 +36,31 @@ ORIGINAL, FLIPPED, NEITHER, PARSE_FAILURE, ERROR = (
 SOURCES = (ORIGINAL, FLIPPED, NEITHER, PARSE_FAILURE, ERROR)
 CONCLUSIVE_SOURCES = frozenset({ORIGINAL, FLIPPED})
 
+#: The source of a conclusive score verdict. Not in ``SOURCES`` (the pairwise sources, which
+#: ``judge_eval.core.metrics`` encodes by position) nor in ``CONCLUSIVE_SOURCES`` (conclusive
+#: *pairwise* sources): a score verdict's sources are ``SCORE_SOURCES``.
+SCORED = "scored"
+SCORE_SOURCES = (SCORED, PARSE_FAILURE, ERROR)
+
+#: Item kinds (``QAItem.kind``) and verdict kinds (``Verdict.kind``, the ``kind`` of an evaluation
+#: line; absent means pairwise, so the study's files stay valid as they are).
+PAIRWISE, POINTWISE, SCORE = "pairwise", "pointwise", "score"
+ITEM_KINDS = (PAIRWISE, POINTWISE)
+VERDICT_KINDS = (PAIRWISE, SCORE)
+
 #: Pairwise scores: 1 = the first answer shown wins, 0 = the second, 0.5 = tie.
 SCORES = (0.0, 0.5, 1.0)
+
+
+def scale_text(scale: Sequence[float]) -> str:
+    """A scale as messages show it, ``[1, 1.5, 2]``, whether its values were read as ints or
+    floats (so every reader words one error alike)."""
+    return "[" + ", ".join(_number_text(v) for v in scale) + "]"
+
+
+def _number_text(value: float) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
 
 
 def question_key(split: str, question: str) -> str:
@@ -43,10 +76,12 @@ def item_id(split: str, question: str, answers: Sequence[Answer] | None = None, 
     """Stable id of a QA item.
 
     ``explicit`` (the line's own ``id``) wins when given. Otherwise the id is a hash of the split,
-    the question and the two answers in stored order (model and text of each, exactly as stored):
+    the question and the answers in stored order (model and text of each, exactly as stored):
     ``<split>-`` and the first 16 hex digits of the sha256 of the UTF-8 of
-    ``json.dumps([split, question, [model_1, text_1], [model_2, text_2]])``. Without ``answers`` it is ``question_key(split, question)``: the
-    key of the question alone, for items built in code where each question appears once.
+    ``json.dumps([split, question, [model_1, text_1], ..., [model_n, text_n]])``: two answers for a
+    pair (the ids the study's items have always had), one for a pointwise item. Without
+    ``answers`` it is ``question_key(split, question)``: the key of the question alone, for items
+    built in code where each question appears once.
     """
     if explicit is not None:
         return explicit
@@ -65,11 +100,17 @@ class Answer:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One judge's resolved verdict on one pair, stored raw as the evaluator returned it.
+    """One judge's resolved verdict on one item, stored raw as the evaluator returned it.
 
-    ``score`` is in the frame of the call that decided it: for ``source == "flipped"`` the
-    answers were shown swapped, so 1.0 means the *second* stored answer won (see
-    ``first_answer_score``).
+    Pairwise (``kind == "pairwise"``, ``scale`` None): ``score`` is in the frame of the call that
+    decided it: for ``source == "flipped"`` the answers were shown swapped, so 1.0 means the
+    *second* stored answer won (see ``first_answer_score``).
+
+    Score (``kind == "score"``): ``score`` is a value of ``scale`` (the allowed values, ascending,
+    as the line declares them) when ``source == "scored"``, else None. A score has no frame.
+
+    An evaluation line that says ``"kind": "pairwise"`` keeps it in ``extra`` (written back where
+    it was); the store writes ``kind`` and ``scale`` itself only for a score verdict.
     """
 
     llm: str
@@ -77,10 +118,13 @@ class Verdict:
     text: str
     source: str
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    kind: str = PAIRWISE
+    scale: tuple[float, ...] | None = None
 
     @property
     def conclusive(self) -> bool:
-        return self.source in CONCLUSIVE_SOURCES
+        """A pairwise verdict from ``original`` / ``flipped``, or a score verdict with a score."""
+        return self.source in CONCLUSIVE_SOURCES or self.source == SCORED
 
     @property
     def first_answer_score(self) -> float | None:
@@ -95,10 +139,20 @@ class QAItem:
     id: str
     split: str
     question: str
-    answers: tuple[Answer, Answer]
+    answers: tuple[Answer, ...]  # two for a pair, one for a pointwise item
     source: str
     evaluations: tuple[Verdict, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def kind(self) -> str:
+        """``"pairwise"`` (two answers) or ``"pointwise"`` (one); the store reads no other count."""
+        count = len(self.answers)
+        if count == 2:
+            return PAIRWISE
+        if count == 1:
+            return POINTWISE
+        raise ValueError(f"item {self.id!r} has {count} answers; an item has 2 (a pair) or 1 (pointwise)")
 
     @property
     def explicit_id(self) -> str | None:

@@ -22,6 +22,10 @@ frames; an inconclusive verdict (source ``neither``) is not a tie and never comp
 
 Undefined values (no items to compare, a constant score vector) are ``None`` with a reason in
 ``notes``; nothing here emits numpy or scikit-learn warnings.
+
+All of this is about pairwise items (two answers). Score judges of pointwise items (one answer)
+have their metrics in ``judge_eval.core.scores``; ``run_metrics`` computes both kinds, each
+against its reference (``RunMetrics.scores``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from judge_eval.core.items import (CONCLUSIVE_SOURCES, ERROR, FLIPPED, NEITHER, 
 
 if TYPE_CHECKING:
     from judge_eval.core.groups import GroupMetrics
+    from judge_eval.core.scores import ScoreComparison, ScoreStats, ScoreTable
 
 FRAMES = ("study", "corrected")
 #: "with": ties count as verdicts (MT-Bench S1); "without": items where either side says tie are
@@ -126,9 +131,10 @@ class JudgeColumn:
 
 @dataclass(frozen=True)
 class VerdictTable:
-    """What the metrics need of a run's items and nothing more, as arrays aligned by item (file
-    order): ids, each item's rank in ``QAItem.order_key`` order, the lengths of the two answers,
-    and per judge (in order of first appearance) a ``JudgeColumn``. For 1,000,000 items this is
+    """What the metrics need of a run's pairwise items and nothing more (pointwise items are a
+    ``judge_eval.core.scores.ScoreTable``'s), as arrays aligned by item (file order): ids, each
+    item's rank in ``QAItem.order_key`` order, the lengths of the two answers, and per judge (in
+    order of first appearance) a ``JudgeColumn``. For 1,000,000 items this is
     about 150 MB where the ``QAItem`` objects with their texts take gigabytes; ``compare``,
     ``judge_stats``, ``run_metrics`` and ``judge_eval.gating.compare.compare_runs`` take either.
     """
@@ -165,16 +171,22 @@ class VerdictTable:
 
     @classmethod
     def from_items(cls, items: Iterable[QAItem]) -> "VerdictTable":
-        """Consume ``items`` (a sequence or a stream) keeping only the columns."""
+        """Consume ``items`` (a sequence or a stream) keeping only the columns of the pairwise
+        items (two answers); pointwise items (one answer) are skipped: their score judges are
+        ``judge_eval.core.scores.ScoreTable.from_items``'s."""
         return cls.from_rows((item.id, item.order_key, len(item.answers[0].text), len(item.answers[1].text),
-                              tuple((v.llm, v.score, v.source) for v in item.evaluations)) for item in items)
+                              tuple((v.llm, v.score, v.source) for v in item.evaluations))
+                             for item in items if len(item.answers) != 1)
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, str, int, int, Sequence[tuple[str, float | None, str]]]]
                   ) -> "VerdictTable":
         """Consume rows ``(id, order_key, len_first, len_second, ((llm, score, source), ...))``
         (``judge_eval.core.store.QARow``, what ``iter_qa_rows`` streams) keeping only the
-        columns. A judge's verdict on an item is its first one, as ``QAItem.verdict``."""
+        columns. A judge's verdict on an item is its first one, as ``QAItem.verdict``. Pointwise
+        rows (``len_second == -1``) are skipped, as ``from_items`` skips pointwise items: a
+        stream that may hold them goes through ``judge_eval.core.scores.split_tables``, which
+        keeps them in a ``ScoreTable`` (``run_metrics`` takes it as ``scores``)."""
         ids: list[str] = []
         keys: list[str] = []
         len_first, len_second = array("q"), array("q")
@@ -183,6 +195,8 @@ class VerdictTable:
         nan = float("nan")
         n = 0
         for ident, key, len_1, len_2, verdicts in rows:
+            if len_2 < 0:  # a pointwise row: no pairwise item
+                continue
             ids.append(ident)
             keys.append(key)
             len_first.append(len_1)
@@ -538,14 +552,23 @@ def compare(items: Items, judge: str, reference: str = DEFAULT_REFERENCE,
 
 @dataclass(frozen=True)
 class RunMetrics:
-    """Every judge of a run against the reference, in both frames, with and without ties; and
-    every annotator group of the run (``judge_eval.core.groups``)."""
+    """Every judge of a run against the reference, in both frames, with and without ties; every
+    annotator group of the run (``judge_eval.core.groups``); and every score judge of its
+    pointwise items against the score reference (``judge_eval.core.scores``).
+
+    The two parts are independent: the pairwise one covers the pairwise items (``reference_stats.
+    items`` of them; 0 in a run of pointwise items only), the score one the pointwise items
+    (``score_reference_stats`` None in a run without any)."""
 
     reference: str
     reference_stats: JudgeStats
     judges: dict[str, dict[str, Comparison]]  # judge -> frame -> comparison, with ties (S1)
     without_ties: dict[str, dict[str, Comparison]] = field(default_factory=dict)  # the same, S2
     groups: dict[str, GroupMetrics] = field(default_factory=dict)  # group name -> its metrics
+    scores: dict[str, ScoreComparison] = field(default_factory=dict)  # score judge -> against score_reference
+    score_reference: str | None = None  # the score judges' reference (None: no pointwise item)
+    score_reference_stats: ScoreStats | None = None
+    score_interval: str | None = None  # the score metric each ScoreComparison has the interval of
 
     def comparisons(self, ties: str = "with") -> dict[str, dict[str, Comparison]]:
         """judge -> frame -> comparison in the tie mode ``ties``."""
@@ -556,12 +579,30 @@ class RunMetrics:
         return self.comparisons(ties)[judge][frame]
 
     @property
+    def has_pairwise(self) -> bool:
+        """Whether the run has pairwise items (or, without pointwise ones, is the pairwise run it
+        always was): what the pairwise tables and the pairwise reference-coverage gate cover."""
+        return self.reference_stats.items > 0 or self.score_reference_stats is None
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether the run has pointwise items (and so a score reference)."""
+        return self.score_reference_stats is not None
+
+    @property
     def reference_coverage(self) -> float | None:
-        """Share of the run's items with a reference verdict of any source."""
+        """Share of the run's pairwise items with a reference verdict of any source."""
         ref = self.reference_stats
         return (ref.items - ref.missing) / ref.items if ref.items else None
 
+    @property
+    def score_reference_coverage(self) -> float | None:
+        """Share of the run's pointwise items with a score reference verdict of any source."""
+        ref = self.score_reference_stats
+        return (ref.items - ref.missing) / ref.items if ref is not None and ref.items else None
+
     def to_json(self) -> dict[str, Any]:
+        ref = self.score_reference_stats
         return {
             "reference": self.reference,
             "reference_inconclusive": self.reference_stats.inconclusive,
@@ -574,35 +615,90 @@ class RunMetrics:
             "judges_without_ties": {name: {frame: c.to_json() for frame, c in frames.items()}
                                     for name, frames in self.without_ties.items()},
             "groups": {name: g.to_json() for name, g in self.groups.items()},
+            "score_reference": self.score_reference,
+            "score_items": ref.items if ref is not None else 0,
+            "score_reference_coverage": self.score_reference_coverage,
+            "score_reference_stats": ref.to_json() if ref is not None else None,
+            "score_interval": self.score_interval,
+            "score_judges": {name: c.to_json() for name, c in self.scores.items()},
         }
+
+
+def _judge_kinds(pairwise: Iterable[str], scales: dict[str, tuple[float, ...]]) -> str:
+    """``gpt_4 (pairwise), student (score, scale [1, 2, 3, 4, 5])``: the judges and their kinds."""
+    from judge_eval.core.items import scale_text
+
+    found = [f"{j} (pairwise)" for j in pairwise]
+    found += [f"{j} (score, scale {scale_text(scale)})" for j, scale in scales.items()]
+    return ", ".join(found) or "none"
 
 
 def run_metrics(items: Items, reference: str = DEFAULT_REFERENCE, *,
                 seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
-                judges: Sequence[str] | None = None) -> RunMetrics:
+                judges: Sequence[str] | None = None, scores: ScoreTable | None = None,
+                score_reference: str | None = None, score_interval: str = "exact_agreement") -> RunMetrics:
     """Compare every judge found in ``items`` (or those named) with ``reference``, with and
     without ties, and every judge group found (``<group>:<id>`` names) with the reference and
-    those judges."""
-    if not items:
+    those judges; and every score judge of the pointwise items with ``score_reference`` (default:
+    ``reference``), with the bootstrap interval of metric ``score_interval``.
+
+    ``items``: the run's items (pairwise, pointwise or both), or the ``VerdictTable`` of its
+    pairwise items with ``scores``, the ``ScoreTable`` of its pointwise ones
+    (``judge_eval.core.scores.split_tables`` reads both from one stream; without ``scores`` a
+    table has no pointwise item). A reference that is not a judge of the kind its items need is an
+    error naming the judges found and their kinds, never an empty table."""
+    from judge_eval.core.scores import ScoreTable, compare_scores, score_stats  # scores imports this module
+
+    if isinstance(items, VerdictTable):
+        table = items
+        point = scores if scores is not None else ScoreTable.from_items(())
+        pairs: Items = items
+    else:
+        point = scores if scores is not None else ScoreTable.from_items(items)
+        pairs = [item for item in items if len(item.answers) != 1] if len(point) else items
+        table = as_table(pairs)
+    if not len(table) and not len(point):
         raise JudgeEvalError(
             "the run has 0 items (its test_qa_complete.jsonl holds no pair), so there is nothing to "
             f"compare with the reference judge {reference!r}. Judge a run with at least one item")
-    found = discover_judges(items)
-    if reference not in found:
+    found = discover_judges(table)
+    scales = point.scales
+    score_ref = score_reference or reference
+    if len(table) and reference not in found:
+        if not len(point):
+            raise JudgeEvalError(
+                f"reference judge {reference!r} has no verdict in these items; judges found: "
+                f"{', '.join(found) or 'none'}. Pass --reference NAME with one of them.")
         raise JudgeEvalError(
-            f"reference judge {reference!r} has no verdict in these items; judges found: "
-            f"{', '.join(found) or 'none'}. Pass --reference NAME with one of them.")
-    names = [j for j in found if j != reference] if judges is None else list(judges)
-    unknown = [j for j in names if j not in found]
-    if unknown:
-        raise JudgeEvalError(f"judge(s) {', '.join(unknown)} have no verdict in these items; "
-                             f"judges found: {', '.join(found)}")
+            f"reference judge {reference!r} has no pairwise verdict on the run's {len(table)} pairwise item(s); "
+            f"judges found: {_judge_kinds(found, scales)}. Pass --reference NAME with a pairwise judge (profile key "
+            "reference) and, for the score judges of the pointwise items, --score-reference NAME with a score "
+            "judge (profile key score_reference)")
+    if len(point) and score_ref not in scales:
+        if len(table):
+            how = (f"Pass --score-reference NAME with a score judge (profile key score_reference): the run also holds "
+                   f"{len(table)} pairwise item(s), whose reference is --reference")
+        else:
+            how = "Pass --reference NAME with a score judge (profile key reference)"
+        raise JudgeEvalError(
+            f"reference judge {score_ref!r} has no score verdict on the run's {len(point)} pointwise item(s), so "
+            f"its score judges have no reference; judges found: {_judge_kinds(found, scales)}. {how}")
+    every = [*found, *(j for j in scales if j not in found)]
+    if judges is None:
+        names = [j for j in found if j != reference]
+        score_names = [j for j in scales if j != score_ref]
+    else:
+        unknown = [j for j in judges if j not in found and j not in scales]
+        if unknown:
+            raise JudgeEvalError(f"judge(s) {', '.join(unknown)} have no verdict in these items; "
+                                 f"judges found: {', '.join(every)}")
+        names = [j for j in judges if j in found]
+        score_names = [j for j in judges if j in scales]
     from judge_eval.core.groups import discover_groups, group_metrics  # groups imports this module
 
     groups = discover_groups(found)
-    if groups and isinstance(items, VerdictTable):
+    if groups and isinstance(pairs, VerdictTable):
         raise ValueError(f"judge group(s) {', '.join(groups)} need the items themselves, not their VerdictTable")
-    table = as_table(items)
     return RunMetrics(
         reference=reference,
         reference_stats=judge_stats(table, reference),
@@ -610,7 +706,11 @@ def run_metrics(items: Items, reference: str = DEFAULT_REFERENCE, *,
                     for f in FRAMES} for j in names},
         without_ties={j: {f: compare(table, j, reference, f, seed=seed, resamples=resamples, ties="without")
                           for f in FRAMES} for j in names},
-        groups={g: group_metrics(items, g, members, judges=[reference, *names], seed=seed, resamples=resamples)
+        groups={g: group_metrics(pairs, g, members, judges=[reference, *names], seed=seed, resamples=resamples)
                 for g, members in groups.items()},
+        scores={j: compare_scores(point, j, score_ref, interval=score_interval, seed=seed, resamples=resamples)
+                for j in score_names},
+        score_reference=score_ref if len(point) else None,
+        score_reference_stats=score_stats(point, score_ref) if len(point) else None,
+        score_interval=score_interval if len(point) else None,
     )
-

@@ -4,7 +4,9 @@ A run directory holds any of:
 
 - ``train_qa.jsonl``, ``test_qa_complete.jsonl``: one QA item per line,
   ``{question, answers: [{model, text}] x2, source, evaluations: [{llm, score, text, source}]}``
-  and optionally ``id``, the item's explicit id (``judge_eval.core.items.item_id``)
+  and optionally ``id``, the item's explicit id (``judge_eval.core.items.item_id``); or a
+  pointwise item: one answer, and score evaluations
+  ``{llm, score, text, source, kind: "score", scale: [allowed scores, ascending]}`` (below)
 - ``pairwise_finetuning_events.jsonl``: judge calls in chat fine-tuning format, both orders
 - ``resolved_pairwise_finetuning_events.jsonl``: the events kept for fine-tuning
 - ``run.json``: our provenance (optional when reading)
@@ -15,6 +17,16 @@ kept and written back after the known ones. Every malformed line raises ``RunFil
 file, line and field; so does a file that cannot be read (a folder in its place, no permission).
 A line must be valid Unicode text: invalid UTF-8 bytes and lone surrogate escapes (``\\ud800``
 without its pair) are refused, and so are arrays/objects nested deeper than ``MAX_DEPTH``.
+
+Pointwise items (score judges). An item with one answer is pointwise; its evaluations are score
+verdicts: ``"kind": "score"``, ``"scale"`` (at least two finite numbers, strictly ascending, e.g.
+``[1, 2, 3, 4, 5]``, ``[0, 1]``, ``[1, 1.5, ..., 5]``), and either ``"source": "scored"`` with a
+``score`` on that scale, or ``output-cannot-be-parsed`` / ``error`` with a null score. A pair's
+evaluations are pairwise: no ``kind`` (or ``"kind": "pairwise"``, kept and written back as read)
+and no ``scale``. Within one file a judge has one kind and one scale. Each of these rules broken
+is a ``RunFileError`` naming file, line and field; the readers (``read_qa``, ``iter_qa``,
+``iter_qa_rows``, ``stream_split``, ``read_run``) all apply them. Scores and scale values are
+kept as the line has them (``4`` stays an int), so a pointwise file round-trips byte for byte.
 """
 
 from __future__ import annotations
@@ -30,8 +42,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Seque
 
 from judge_eval.errors import RunFileError
 from judge_eval.core.items import (
-    CONCLUSIVE_SOURCES, ORDERS, SCORES, SOURCES, Answer, FinetuneEvent, Message, QAItem,
-    Verdict, item_id, question_key,
+    CONCLUSIVE_SOURCES, ORDERS, PAIRWISE, POINTWISE, SCORE, SCORE_SOURCES, SCORED, SCORES, SOURCES,
+    VERDICT_KINDS, Answer, FinetuneEvent, Message, QAItem, Verdict, item_id, question_key, scale_text,
 )
 
 QA_FILES = {"train": "train_qa.jsonl", "test": "test_qa_complete.jsonl"}
@@ -106,13 +118,78 @@ def _extra(obj: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in known}
 
 
+def _parse_scale(ln: _Line, raw: Any, name: str) -> tuple[float, ...]:
+    """A score verdict's scale: at least two finite numbers, strictly ascending; kept as read."""
+    example = "a scale lists the allowed scores in ascending order, e.g. [1, 2, 3, 4, 5] or [0, 1]"
+    if not isinstance(raw, list):
+        raise ln.fail(name, f"expected array, found {_kind(raw)}; {example}")
+    if len(raw) < 2:
+        raise ln.fail(name, f"{len(raw)} value(s); a scale needs at least two scores to tell answers apart "
+                      f"({example})")
+    for j, value in enumerate(raw):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ln.fail(f"{name}[{j}]", f"expected number, found {_kind(value)}; {example}")
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise ln.fail(f"{name}[{j}]", f"{value!r} is not a finite number (within the range of a 64-bit "
+                          f"float); {example}")
+        if j and not value > raw[j - 1]:
+            raise ln.fail(f"{name}[{j}]", f"{value!r} does not come after {raw[j - 1]!r}: {example}, each "
+                          "score once")
+    return tuple(raw)
+
+
+def _parse_score_verdict(ln: _Line, obj: dict[str, Any], where: str, llm: str, text: str,
+                         source: str) -> Verdict:
+    if source not in SCORE_SOURCES:
+        raise ln.fail(f"{where}.source", f"{source!r} is not one of {', '.join(SCORE_SOURCES)} (the sources "
+                      "of a score verdict)")
+    if "scale" not in obj:
+        raise ln.fail(f"{where}.scale", "missing; a score verdict declares its scale, the allowed scores in "
+                      "ascending order (e.g. [1, 2, 3, 4, 5])")
+    scale = _parse_scale(ln, obj["scale"], f"{where}.scale")
+    if "score" not in obj:
+        raise ln.fail(f"{where}.score", "missing")
+    score = obj["score"]
+    if source == SCORED:
+        if score is None:
+            raise ln.fail(f"{where}.score", f"null, but source {SCORED!r} needs a score")
+        score = ln.get(obj, "score", float, where)
+        if score not in scale:
+            raise ln.fail(f"{where}.score", f"{score!r} is not on the declared scale {scale_text(scale)}")
+    elif score is not None:
+        raise ln.fail(f"{where}.score", f"{score!r} with source {source!r}; only a {SCORED!r} verdict has a "
+                      "score, this one's is null")
+    return Verdict(llm=llm, score=score, text=text, source=source, kind=SCORE, scale=scale,
+                   extra=_extra(obj, ("llm", "score", "text", "source", "kind", "scale")))
+
+
 def _parse_verdict(ln: _Line, raw: Any, where: str) -> Verdict:
+    """A pairwise or (``"kind": "score"``) a score verdict; ``_parse_qa`` checks that the kind
+    fits the item."""
     obj = ln.obj(raw, where)
     llm = ln.get(obj, "llm", str, where)
     text = ln.get(obj, "text", str, where)
     source = ln.get(obj, "source", str, where)
+    if "kind" in obj:
+        kind = obj["kind"]
+        if not isinstance(kind, str):
+            raise ln.fail(f"{where}.kind", f"expected string, found {_kind(kind)}; one of "
+                          f"{', '.join(VERDICT_KINDS)}")
+        if kind not in VERDICT_KINDS:
+            raise ln.fail(f"{where}.kind", f"{kind!r} is not one of {', '.join(VERDICT_KINDS)}")
+        if kind == SCORE:
+            return _parse_score_verdict(ln, obj, where, llm, text, source)
+    if "scale" in obj:
+        raise ln.fail(f"{where}.scale", "a pairwise verdict has no scale; a score verdict (on an item with one "
+                      "answer) says \"kind\": \"score\" as well")
     if source not in SOURCES:
-        raise ln.fail(f"{where}.source", f"{source!r} is not one of {', '.join(SOURCES)}")
+        hint = (f" ({SCORED!r} is the source of a score verdict, which says \"kind\": \"score\" and its "
+                "\"scale\")" if source == SCORED else "")
+        raise ln.fail(f"{where}.source", f"{source!r} is not one of {', '.join(SOURCES)}{hint}")
     if "score" not in obj:
         raise ln.fail(f"{where}.score", "missing")
     score = obj["score"]
@@ -123,16 +200,28 @@ def _parse_verdict(ln: _Line, raw: Any, where: str) -> Verdict:
         score = float(score)
     elif source in CONCLUSIVE_SOURCES:
         raise ln.fail(f"{where}.score", f"null, but source {source!r} needs a score")
+    # an explicit "kind": "pairwise" stays in extra: it is written back where the line had it
     return Verdict(llm=llm, score=score, text=text, source=source,
                    extra=_extra(obj, ("llm", "score", "text", "source")))
+
+
+def _kind_mismatch(ln: _Line, count: int, index: int, verdict: Verdict) -> RunFileError:
+    """A verdict whose kind does not fit the item's number of answers."""
+    if count == 1:
+        return ln.fail("answers", f"expected 2 answers, found 1: evaluations[{index}] (judge {verdict.llm!r}) is a "
+                       "pairwise verdict, which compares two answers; a pointwise item (one answer) takes score "
+                       "verdicts, each with \"kind\": \"score\" and its \"scale\"")
+    return ln.fail("answers", f"expected 1 answer, found {count}: evaluations[{index}] (judge {verdict.llm!r}) "
+                   "is a score verdict, which rates one answer; a pair takes pairwise verdicts (no \"kind\", or "
+                   "\"kind\": \"pairwise\")")
 
 
 def _parse_qa(ln: _Line, raw: Any, split: str) -> QAItem:
     obj = ln.obj(raw, "")
     question = ln.get(obj, "question", str, "")
     answers_raw = ln.get(obj, "answers", list, "")
-    if len(answers_raw) != 2:
-        raise ln.fail("answers", f"expected 2 answers, found {len(answers_raw)}")
+    if len(answers_raw) not in (1, 2):
+        raise ln.fail("answers", f"expected 2 answers (a pair) or 1 (a pointwise item), found {len(answers_raw)}")
     answers = []
     for i, a in enumerate(answers_raw):
         where = f"answers[{i}]"
@@ -142,8 +231,11 @@ def _parse_qa(ln: _Line, raw: Any, split: str) -> QAItem:
     source = ln.get(obj, "source", str, "")
     evals_raw = ln.get(obj, "evaluations", list, "") if "evaluations" in obj else []
     evaluations = tuple(_parse_verdict(ln, e, f"evaluations[{i}]") for i, e in enumerate(evals_raw))
+    wanted = PAIRWISE if len(answers) == 2 else SCORE
     seen: set[str] = set()
     for i, v in enumerate(evaluations):
+        if v.kind != wanted:
+            raise _kind_mismatch(ln, len(answers), i, v)
         if v.llm in seen:
             raise ln.fail(f"evaluations[{i}].llm", f"judge {v.llm!r} has two verdicts on this item")
         seen.add(v.llm)
@@ -158,7 +250,7 @@ def _parse_qa(ln: _Line, raw: Any, split: str) -> QAItem:
             raise ln.fail("id", "holds a control character (a newline, a tab, NUL...); an id is one line "
                           "of printable text")
     return QAItem(id=item_id(split, question, answers, explicit=explicit), split=split, question=question,
-                  answers=(answers[0], answers[1]), source=source, evaluations=evaluations,
+                  answers=tuple(answers), source=source, evaluations=evaluations,
                   # an explicit "id" stays in extra: it is written back where the line had it
                   extra=_extra(obj, ("question", "answers", "source", "evaluations")))
 
@@ -356,9 +448,12 @@ def iter_qa(path: Path | str, split: str, *, stream: bool = True) -> Iterator[QA
     path = Path(path)
     first_line: dict[str, int] = {}
     duplicate: RunFileError | None = None
+    judges = _JudgeScales(path)
     for lineno, item in _iter_jsonl(path, lambda ln, v: _parse_qa(ln, v, split), stream=stream):
+        judges.check(lineno, [(v.llm, v.scale) for v in item.evaluations])
         if duplicate is None and item.id in first_line:
-            duplicate = _duplicate_error(path, item.id, item.explicit_id is not None, first_line[item.id], lineno)
+            duplicate = _duplicate_error(path, item.id, item.explicit_id is not None, first_line[item.id], lineno,
+                                         len(item.answers))
         if duplicate is None:
             first_line[item.id] = lineno
             yield item
@@ -366,22 +461,78 @@ def iter_qa(path: Path | str, split: str, *, stream: bool = True) -> Iterator[QA
         raise duplicate
 
 
-def _duplicate_error(path: Path, ident: str, explicit: bool, first: int, lineno: int) -> RunFileError:
+class _JudgeScales:
+    """Each judge's kind and scale in one file, as the first line with its verdict has them
+    (scale None: pairwise): a judge keeps one kind and one scale in a file, so its verdicts can be
+    compared with each other and the metrics have one scale per judge."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first: dict[str, tuple[int, tuple[float, ...] | None]] = {}
+
+    def check(self, lineno: int, verdicts: Sequence[tuple[str, tuple[float, ...] | None]]) -> None:
+        """``verdicts``: (judge, scale) of each evaluation of the line at ``lineno``, in order."""
+        for index, (llm, scale) in enumerate(verdicts):
+            seen = self.first.get(llm)
+            if seen is None:
+                self.first[llm] = (lineno, scale)
+            elif seen[1] is not scale and seen[1] != scale:
+                raise self._error(lineno, index, llm, scale, *seen)
+
+    def _error(self, lineno: int, index: int, llm: str, scale: tuple[float, ...] | None,
+               first: int, first_scale: tuple[float, ...] | None) -> RunFileError:
+        where = f"evaluations[{index}]"
+        if scale is None or first_scale is None:
+            here, there = ("a pairwise", "score") if scale is None else ("a score", "pairwise")
+            return RunFileError(self.path, f"judge {llm!r} gives {here} verdict here but {there} verdicts on "
+                                f"line {first}; a judge has one kind in a file", line=lineno,
+                                field=f"{where}.kind", fix=f"give the score judge its own name (e.g. "
+                                f"'{llm}-score'), or move one kind of verdict to another run")
+        return RunFileError(self.path, f"judge {llm!r} declares the scale {scale_text(scale)} here but "
+                            f"{scale_text(first_scale)} on line {first}; a judge keeps one scale in a file",
+                            line=lineno, field=f"{where}.scale", fix=f"give every verdict of judge {llm!r} the "
+                            "same scale, or give the judge of one of the scales another name")
+
+
+def _duplicate_error(path: Path, ident: str, explicit: bool, first: int, lineno: int,
+                     answers: int = 2) -> RunFileError:
     if explicit:
         return RunFileError(path, f"duplicate id {ident!r}: line {first} has the same id; "
                             "each item may appear once per split", line=lineno, field="id",
                             fix=f"give one of lines {first} and {lineno} another id, or remove one")
-    return RunFileError(path, f"duplicate item: the same question and the same two answers "
-                        f"(models and texts) as line {first}; an item is its split, question "
-                        "and answers, so each may appear once per split", line=lineno,
+    same = "the same two answers (models and texts)" if answers == 2 else "the same answer (model and text)"
+    return RunFileError(path, f"duplicate item: the same question and {same} as line {first}; an item is its "
+                        "split, question and answers, so each may appear once per split", line=lineno,
                         field="question", fix=f"remove line {lineno} or line {first}, or give "
                         "each line its own \"id\"")
+
+
+class ScoreEntry(tuple):
+    """A score verdict in ``QARow.verdicts``: a 3-tuple ``(llm, score, source)`` like a pairwise
+    verdict's entry (so every consumer that unpacks three values reads it unchanged), with the
+    judge's ``scale`` as an attribute (floats, ascending). ``score`` is a float or None."""
+
+    scale: tuple[float, ...]
+
+    def __new__(cls, llm: str, score: float | None, source: str, scale: tuple[float, ...]) -> "ScoreEntry":
+        entry = super().__new__(cls, (llm, score, source))
+        entry.scale = scale
+        return entry
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # copy / pickle
+        return (*self, self.scale)
 
 
 class QARow(NamedTuple):
     """What the metrics keep of a QA item (``judge_eval.core.metrics.VerdictTable``): its id,
     its ``order_key``, the lengths of its two answer texts and its verdicts as (llm, score,
-    source), in stored order."""
+    source), in stored order.
+
+    A pointwise item (one answer) has the same shape: ``len_second`` is -1 (no second answer;
+    ``kind`` says "pointwise") and each verdict is a ``ScoreEntry``, which unpacks as (llm, score,
+    source) and carries the judge's scale. ``VerdictTable.from_rows`` skips such a row (it holds
+    pairwise items only); ``judge_eval.core.scores.split_tables`` sends pairwise rows to a
+    ``VerdictTable`` and pointwise rows to a ``ScoreTable`` in one pass."""
 
     id: str
     order_key: str
@@ -389,23 +540,68 @@ class QARow(NamedTuple):
     len_second: int
     verdicts: tuple[tuple[str, float | None, str], ...]
 
+    @property
+    def kind(self) -> str:
+        return POINTWISE if self.len_second < 0 else PAIRWISE
+
+
+def _float_scale(scale: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(float(v) for v in scale)
+
 
 def qa_row(item: QAItem) -> QARow:
+    if item.kind == POINTWISE:
+        return QARow(item.id, item.order_key, len(item.answers[0].text), -1,
+                     tuple(ScoreEntry(v.llm, None if v.score is None else float(v.score), v.source,
+                                      _float_scale(v.scale or ())) for v in item.evaluations))
     return QARow(item.id, item.order_key, len(item.answers[0].text), len(item.answers[1].text),
                  tuple((v.llm, v.score, v.source) for v in item.evaluations))
 
 
 _SCORE_VALUES = frozenset(SCORES)
+_MAX_CACHED_SCALES = 256
 
 
-def _fast_row(obj: Any, split: str) -> QARow | None:
+def _plain_scale(raw: Any, cache: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[float, ...]]]
+                 ) -> tuple[tuple[Any, ...], tuple[float, ...]] | None:
+    """(the scale as read, as floats) when ``raw`` passes every check of ``_parse_scale``, else
+    None. Validated scales are cached: a file repeats its few scales on every line."""
+    if type(raw) is not list:
+        return None
+    for value in raw:
+        if type(value) is not int and type(value) is not float:
+            return None
+    key = tuple(raw)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    if len(key) < 2:
+        return None
+    try:
+        floats = tuple(float(v) for v in key)
+    except OverflowError:
+        return None
+    if not all(math.isfinite(v) for v in floats) or not all(b > a for a, b in zip(key, key[1:])):
+        return None
+    if len(cache) < _MAX_CACHED_SCALES:
+        cache[key] = (key, floats)
+    return key, floats
+
+
+def _fast_row(obj: Any, split: str, scales: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[float, ...]]]
+              ) -> QARow | None:
     """The row of a parsed line that is plainly well formed (exact JSON types, every check of
     ``_parse_qa`` passes), without building the item; None for anything else, which
-    ``_parse_qa`` then reads (and refuses with its own error). Accepts only what _parse_qa does."""
+    ``_parse_qa`` then reads (and refuses with its own error). Accepts only what _parse_qa does.
+    ``scales``: the cache of ``_plain_scale``."""
     if type(obj) is not dict:
         return None
     question, answers, source = obj.get("question"), obj.get("answers"), obj.get("source")
-    if type(question) is not str or type(answers) is not list or len(answers) != 2 or type(source) is not str:
+    if type(question) is not str or type(answers) is not list or type(source) is not str:
+        return None
+    if len(answers) == 1:
+        return _fast_pointwise_row(obj, split, question, answers[0], scales)
+    if len(answers) != 2:
         return None
     a1, a2 = answers
     if type(a1) is not dict or type(a2) is not dict:
@@ -424,7 +620,8 @@ def _fast_row(obj: Any, split: str) -> QARow | None:
                 return None
             llm, text, vsource = e.get("llm"), e.get("text"), e.get("source")
             if type(llm) is not str or type(text) is not str or type(vsource) is not str \
-                    or vsource not in SOURCES or llm in seen or "score" not in e:
+                    or vsource not in SOURCES or llm in seen or "score" not in e or "scale" in e \
+                    or ("kind" in e and e["kind"] != PAIRWISE):
                 return None
             score = e["score"]
             if score is None:
@@ -438,24 +635,73 @@ def _fast_row(obj: Any, split: str) -> QARow | None:
                 return None
             seen.add(llm)
             verdicts.append((llm, score, vsource))
-    explicit = None
-    if "id" in obj:
-        explicit = obj["id"]
-        if type(explicit) is not str or not explicit.strip() or _CONTROL.search(explicit):
-            return None
+    explicit = _plain_explicit_id(obj)
+    if explicit is False:
+        return None
     ident = item_id(split, question, (Answer(m1, t1), Answer(m2, t2)), explicit=explicit)
     return QARow(ident, f"{question_key(split, question)} {ident}", len(t1), len(t2), tuple(verdicts))
 
 
-def iter_qa_rows(path: Path | str, split: str, *, stream: bool = False) -> Iterator[QARow]:
+def _plain_explicit_id(obj: dict[str, Any]) -> str | None | bool:
+    """The line's explicit id, None without one, False when ``_parse_qa`` would refuse it."""
+    if "id" not in obj:
+        return None
+    explicit = obj["id"]
+    if type(explicit) is not str or not explicit.strip() or _CONTROL.search(explicit):
+        return False
+    return explicit
+
+
+def _fast_pointwise_row(obj: dict[str, Any], split: str, question: str, answer: Any,
+                        scales: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[float, ...]]]) -> QARow | None:
+    """``_fast_row`` of a line with one answer: score verdicts only, each plainly well formed."""
+    if type(answer) is not dict:
+        return None
+    model, text = answer.get("model"), answer.get("text")
+    if type(model) is not str or type(text) is not str:
+        return None
+    verdicts = []
+    if "evaluations" in obj:
+        evals = obj["evaluations"]
+        if type(evals) is not list:
+            return None
+        seen = set()
+        for e in evals:
+            if type(e) is not dict:
+                return None
+            llm, vtext, vsource = e.get("llm"), e.get("text"), e.get("source")
+            if type(llm) is not str or type(vtext) is not str or type(vsource) is not str \
+                    or e.get("kind") != SCORE or vsource not in SCORE_SOURCES or llm in seen or "score" not in e:
+                return None
+            scale = _plain_scale(e.get("scale"), scales)
+            if scale is None:
+                return None
+            score = e["score"]
+            if vsource == SCORED:
+                if (type(score) is not float and type(score) is not int) or score not in scale[0]:
+                    return None
+                score = float(score)
+            elif score is not None:
+                return None
+            seen.add(llm)
+            verdicts.append(ScoreEntry(llm, score, vsource, scale[1]))
+    explicit = _plain_explicit_id(obj)
+    if explicit is False:
+        return None
+    ident = item_id(split, question, (Answer(model, text),), explicit=explicit)
+    return QARow(ident, f"{question_key(split, question)} {ident}", len(text), -1, tuple(verdicts))
+
+
+def iter_qa_rows(path: Path | str, split: str, *, stream: bool = True) -> Iterator[QARow]:
     """``iter_qa`` as ``QARow``s, without building the items: the same checks and errors (a
     line the fast check does not accept is parsed by ``_parse_qa``, which raises its error or
     gives the item its row is taken from). What report, gate and compare read; ``stream``: see
     ``stream_split``."""
     path = Path(path)
+    scales: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[float, ...]]] = {}
 
     def parse(ln: _Line, value: Any) -> tuple[QARow, bool]:
-        row = _fast_row(value, split)
+        row = _fast_row(value, split, scales)
         if row is not None:
             return row, "id" in value
         item = _parse_qa(ln, value, split)
@@ -463,9 +709,12 @@ def iter_qa_rows(path: Path | str, split: str, *, stream: bool = False) -> Itera
 
     first_line: dict[str, int] = {}
     duplicate: RunFileError | None = None
+    judges = _JudgeScales(path)
     for lineno, (row, explicit) in _iter_jsonl(path, parse, stream=stream):
+        judges.check(lineno, [(v[0], getattr(v, "scale", None)) for v in row.verdicts])
         if duplicate is None and row.id in first_line:
-            duplicate = _duplicate_error(path, row.id, explicit, first_line[row.id], lineno)
+            duplicate = _duplicate_error(path, row.id, explicit, first_line[row.id], lineno,
+                                         1 if row.len_second < 0 else 2)
         if duplicate is None:
             first_line[row.id] = lineno
             yield row
@@ -480,15 +729,13 @@ def read_qa(path: Path | str, split: str) -> tuple[QAItem, ...]:
     return tuple(iter_qa(path, split, stream=False))
 
 
-def stream_split(path: Path | str, split: str = "test", *, stream: bool = False) -> Iterator[QARow]:
+def stream_split(path: Path | str, split: str = "test", *, stream: bool = True) -> Iterator[QARow]:
     """``iter_qa_rows`` of the split's file in run directory ``path``, with the checks (and errors)
     of ``read_run(path, require=(split,), parts=(split,))``; raised on the first ``next``.
 
-    The items come one at a time and no line is kept, but by default the file's bytes are read
-    whole first (``Path.read_bytes``: 354 MB for 1,000,000 items), because the simulated
-    permission tests (tests/unit/test_store.py, test_cli_bad_input.py) deny exactly that method.
-    ``stream=True`` reads a line at a time (``Path.open``) with the same errors; make it the
-    default once those tests deny ``open`` too."""
+    The items come one at a time and no line is kept: by default the file is read a line at a time
+    (``Path.open``), never held whole (354 MB for 1,000,000 items); ``stream=False`` reads its bytes
+    whole first (``Path.read_bytes``), with the same errors."""
     root = Path(path)
     if _stat_kind(root) != "dir":
         raise RunFileError(root, "run directory not found",
@@ -554,7 +801,19 @@ def event_from_json(obj: Any, where: str = "journal") -> FinetuneEvent:
 
 
 def verdict_to_json(v: Verdict) -> dict[str, Any]:
-    return {"llm": v.llm, "score": v.score, "text": v.text, "source": v.source, **v.extra}
+    """A verdict as its evaluation line has it: ``kind`` and ``scale`` follow ``source`` for a
+    score verdict; a pairwise one has neither (an explicit ``"kind": "pairwise"`` is in ``extra``)."""
+    out: dict[str, Any] = {"llm": v.llm, "score": v.score, "text": v.text, "source": v.source}
+    if v.kind != PAIRWISE:
+        if v.scale is None:
+            raise ValueError(f"refusing to write a {v.kind!r} verdict of judge {v.llm!r} without a scale")
+        out["kind"] = v.kind
+        out["scale"] = list(v.scale)
+    elif v.scale is not None:
+        raise ValueError(f"refusing to write a pairwise verdict of judge {v.llm!r} with a scale (a score "
+                         "verdict has kind 'score')")
+    out.update(v.extra)
+    return out
 
 
 def qa_to_json(item: QAItem) -> dict[str, Any]:

@@ -24,6 +24,20 @@ new one), in the text and the JSON output.
 
 The profile comes from ``--profile``, else from the runs' ``run.json`` (``profile_from_runs``):
 a comparison read with the wrong profile's reference and gated judges is worse than none.
+
+Score judges (pointwise items, ``judge_eval.core.scores``), against the score reference: every
+metric old -> new (counts as counts); over the items the judge and the reference scored in both
+runs (``paired_errors``), a paired bootstrap interval of the change in MAE and in exact agreement
+(``bootstrap_means``, the seed and resamples of the pairwise interval), an exact two-sided McNemar
+test on exact agreement (lost vs gained) and a sign test on the absolute error (worsened vs
+improved); an exact sign test on the shift of the judge's own score (higher vs lower, on the items
+it scored in both runs: reported, a lenient or strict drift, never a failure on its own); and the
+McNemar test on scored verdicts lost vs gained over every pointwise item. A gated score judge fails
+when its MAE rises significantly (worsened > improved, p < alpha), its exact agreement drops
+significantly, it loses scored verdicts significantly, its parse failures or errors exceed the
+profile's maximum, or a gate it passed fails now: the pairwise rules, read for scores. Every exact
+test here is the one binomial of ``mcnemar_exact`` (a sign test is a McNemar test on its two
+counts).
 """
 
 from __future__ import annotations
@@ -37,7 +51,9 @@ import numpy as np
 from judge_eval.errors import JudgeEvalError, RunFileError
 from judge_eval.core.metrics import (Comparison, Items, JudgeStats, VerdictTable, as_table, bootstrap_means,
                                      discover_judges, frame_score, run_metrics)
-from judge_eval.core.items import QAItem
+from judge_eval.core.items import SCORE_SOURCES, QAItem, scale_text
+from judge_eval.core.scores import (ScoreColumn, ScoreComparison, ScoreStats, ScoreTable, item_errors,
+                                    paired_errors, split_tables)
 
 FRAME = "corrected"
 
@@ -55,6 +71,16 @@ REFERENCE_COUNTS = {"inconclusive": "inconclusive", "parse_failures": "parse fai
                     "missing": "missing"}
 #: The profile thresholds a gated judge's new run must not exceed, whatever the old run did.
 MAX_THRESHOLDS = {"parse_failures": "max_parse_failures", "errors": "max_errors"}
+#: The counts compared per score judge (``ScoreComparison`` fields), with their label.
+SCORE_COUNTS = {"conclusive": "scored", "parse_failures": "parse failures", "errors": "errors", "missing": "missing",
+                "n": "compared items", "exact_matches": "exact matches", "within_1_matches": "within-1 matches"}
+#: The score reference's own counts (``ScoreStats`` fields; a score verdict is never inconclusive).
+SCORE_REFERENCE_COUNTS = {"conclusive": "scored", "parse_failures": "parse failures", "errors": "errors",
+                          "missing": "missing"}
+#: The metrics compared per score judge, with their label (the interval's: ``_score_rates``).
+SCORE_RATES = {"exact_agreement": "exact agreement", "within_1_agreement": "within-1 agreement", "mae": "MAE",
+               "pearson": "r", "spearman": "rho", "kendall_tau_b": "tau-b", "quadratic_kappa": "QWK",
+               "interval_low": "CI low", "interval_high": "CI high"}
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -220,6 +246,64 @@ class JudgeComparison:
 
 
 @dataclass(frozen=True)
+class ScoreJudgeComparison:
+    """A score judge in both runs, against the score reference of each (module docstring)."""
+
+    judge: str
+    gated: bool
+    scale: tuple[float, ...]
+    old: dict[str, float | int | None]  # every metric of SCORE_COUNTS and SCORE_RATES
+    new: dict[str, float | int | None]
+    deltas: dict[str, float | int | None]  # new - old (None: a side undefined)
+    paired: int  # items the judge and the reference scored in both runs: the paired tests' items
+    mae_delta_ci: tuple[float, float] | None  # paired bootstrap of new MAE - old MAE (None: no paired item)
+    exact_delta_ci: tuple[float, float] | None  # the same for exact agreement
+    worsened: int  # absolute error larger in the new run
+    improved: int
+    unchanged: int
+    error_p_value: float  # sign test of worsened vs improved
+    significant_mae_rise: bool
+    lost_exact: int  # the reference's score before, not now
+    gained_exact: int
+    exact_p_value: float
+    significant_exact_drop: bool
+    shift_up: int  # items the judge scored in both runs, higher now
+    shift_down: int
+    shift_p_value: float  # sign test of the shift: reported, never a failure on its own
+    lost_scored: int  # scored before; now a parse failure, an error or missing
+    gained_scored: int
+    scored_p_value: float
+    significant_scored_loss: bool
+    changed: list[ChangedItem] = field(default_factory=list)
+    new_gate_failures: list[str] = field(default_factory=list)
+    over_max: list[OverMax] = field(default_factory=list)  # only for a gated judge with a profile
+
+    def fail_reasons(self, alpha: float) -> list[str]:
+        """Each rule that fails this judge, in words (empty: it does not fail)."""
+        if not self.gated:
+            return []
+        reasons = []
+        if self.significant_mae_rise:
+            reasons.append(f"MAE rose significantly (absolute error worsened on {self.worsened} item(s), improved "
+                           f"on {self.improved}, p = {sig(self.error_p_value)} < alpha {alpha})")
+        if self.significant_exact_drop:
+            reasons.append(f"exact agreement with the reference dropped significantly (lost on {self.lost_exact} "
+                           f"item(s), gained on {self.gained_exact}, p = {sig(self.exact_p_value)} < alpha {alpha})")
+        if self.significant_scored_loss:
+            reasons.append(f"scored verdicts lost significantly (lost on {self.lost_scored} item(s), gained on "
+                           f"{self.gained_scored}, p = {sig(self.scored_p_value)} < alpha {alpha})")
+        reasons += [m.text for m in self.over_max]
+        if self.new_gate_failures:
+            reasons.append(f"gate(s) passed before and fail now: {', '.join(self.new_gate_failures)}")
+        return reasons
+
+    @property
+    def fails(self) -> bool:
+        return self.gated and (self.significant_mae_rise or self.significant_exact_drop
+                               or self.significant_scored_loss or bool(self.over_max) or bool(self.new_gate_failures))
+
+
+@dataclass(frozen=True)
 class RunComparison:
     old: str
     new: str
@@ -234,14 +318,20 @@ class RunComparison:
     items: int = 0
     reference_old: dict[str, int] = field(default_factory=dict)  # the reference's REFERENCE_COUNTS
     reference_new: dict[str, int] = field(default_factory=dict)
+    score_judges: list[ScoreJudgeComparison] = field(default_factory=list)
+    score_reference: str | None = None  # None: the runs hold no pointwise item
+    score_items: int = 0
+    score_interval: str | None = None  # the metric of the intervals in SCORE_RATES
+    score_reference_old: dict[str, int] = field(default_factory=dict)  # the score reference's SCORE_REFERENCE_COUNTS
+    score_reference_new: dict[str, int] = field(default_factory=dict)
 
     @property
     def fails(self) -> bool:
-        return any(j.fails for j in self.judges)
+        return any(j.fails for j in self.judges) or any(j.fails for j in self.score_judges)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        for j, data in zip(self.judges, out["judges"]):
+        for j, data in [*zip(self.judges, out["judges"]), *zip(self.score_judges, out["score_judges"])]:
             data["fails"] = j.fails
             data["fail_reasons"] = j.fail_reasons(self.alpha)
         out["fails"] = self.fails
@@ -282,33 +372,59 @@ def _over_max(old: dict[str, Any], new: dict[str, Any], profile: Any) -> list[Ov
     return out
 
 
+def _same_items(old_ids: Sequence[str], new_ids: Sequence[str], old_path: str, new_path: str,
+                what: str = "test items") -> None:
+    """The runs must hold the same items (of one kind, ``what``): a comparison is item by item."""
+    old_set, new_set = set(old_ids), set(new_ids)
+    if old_set != new_set:
+        only_old = sorted(old_set - new_set)
+        only_new = sorted(new_set - old_set)
+        raise JudgeEvalError(f"the runs do not hold the same {what}: {len(only_old)} only in {old_path} "
+                             f"({', '.join(only_old[:3])}), {len(only_new)} only in {new_path} "
+                             f"({', '.join(only_new[:3])}); compare runs of the same test set")
+
+
 def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                  gated: Sequence[str] = (), profile: Any = None, old_path: str = "OLD", new_path: str = "NEW",
                  alpha: float = 0.05, seed: int = 0, resamples: int = 2000,
-                 profile_origin: str = "") -> RunComparison:
+                 profile_origin: str = "", old_scores: ScoreTable | None = None, new_scores: ScoreTable | None = None,
+                 score_reference: str | None = None, score_interval: str | None = None) -> RunComparison:
     """``old`` and ``new``: each a run's items or their ``VerdictTable`` (what ``load_table``
-    reads, a few arrays where 1,000,000 items take gigabytes). ``profile`` (a ``Profile``) adds
-    its gates and its ``max_parse_failures``/``max_errors`` to the rules of the gated judges."""
-    old_t, new_t = as_table(old), as_table(new)
+    reads, a few arrays where 1,000,000 items take gigabytes) with ``old_scores`` / ``new_scores``,
+    the ``ScoreTable`` of its pointwise items (``load_metrics_input`` reads both; items carry their
+    own). ``profile`` (a ``Profile``) adds its gates and its ``max_parse_failures``/``max_errors``
+    to the rules of the gated judges. Score judges are compared against ``score_reference``
+    (default: ``reference``) with the interval of ``score_interval`` (default: the profile's)."""
+    if old_scores is None:
+        old_scores = ScoreTable.from_items(() if isinstance(old, VerdictTable) else old)
+    if new_scores is None:
+        new_scores = ScoreTable.from_items(() if isinstance(new, VerdictTable) else new)
+    if score_interval is None:
+        score_interval = profile.score_interval if profile is not None else "exact_agreement"
+    score_ref = score_reference or reference
+    # the pairwise items of a list of items (their positions are the VerdictTable's)
+    old_pairs = old if isinstance(old, VerdictTable) or not len(old_scores) else [i for i in old if len(i.answers) != 1]
+    new_pairs = new if isinstance(new, VerdictTable) or not len(new_scores) else [i for i in new if len(i.answers) != 1]
+    old_t, new_t = as_table(old_pairs), as_table(new_pairs)
+    _same_items([*old_t.ids, *old_scores.ids], [*new_t.ids, *new_scores.ids], old_path, new_path)
+    _same_items(old_t.ids, new_t.ids, old_path, new_path, "pairwise items (an item with two answers in one run has one "
+                "in the other)")
     old_by_id = {i: pos for pos, i in enumerate(old_t.ids)}
     new_by_id = {i: pos for pos, i in enumerate(new_t.ids)}
-    if old_by_id.keys() != new_by_id.keys():
-        only_old = sorted(set(old_by_id) - set(new_by_id))
-        only_new = sorted(set(new_by_id) - set(old_by_id))
-        raise JudgeEvalError(f"the runs do not hold the same test items: {len(only_old)} only in {old_path} "
-                             f"({', '.join(only_old[:3])}), {len(only_new)} only in {new_path} "
-                             f"({', '.join(only_new[:3])}); compare runs of the same test set")
     # the bootstrap order of metrics.compare: by the old items' order_key
     old_pos = sorted(old_by_id.values(), key=old_t.rank.__getitem__)
     ids = [old_t.ids[p] for p in old_pos]
     new_pos = [new_by_id[i] for i in ids]
     del old_by_id, new_by_id
     old_items, new_items = old_t.take(old_pos), new_t.take(new_pos)
-    old_found, new_found = discover_judges(old_items), discover_judges(new_items)
-    for j in dict.fromkeys([reference, *gated]):
+    old_found = [*discover_judges(old_items), *old_scores.scales]
+    new_found = [*discover_judges(new_items), *new_scores.scales]
+    references = ([reference] if len(old_t) or not len(old_scores) else []) + ([score_ref] if len(old_scores) else [])
+    for j in dict.fromkeys([*references, *gated]):
         lacking = [path for path, found in ((old_path, old_found), (new_path, new_found)) if j not in found]
         if lacking:
-            role, key = ("reference judge", "reference") if j == reference else ("gated judge", "gated")
+            role, key = ("reference judge", "reference" if j == reference else "score_reference") \
+                if j in references else ("gated judge", "gated")
             present = [path for path in (old_path, new_path) if path not in lacking]
             raise JudgeEvalError(
                 f"{role} {j!r} has no verdict in run {' nor in run '.join(lacking)}"
@@ -316,20 +432,22 @@ def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                 f"{', '.join(old_found) or 'none'}; in {new_path}: {', '.join(new_found) or 'none'}. "
                 f"A {role} must be in both runs to be compared: if it was renamed or dropped, fix the run "
                 f"or `{key}` of the profile")
+    score_options = {"scores": None, "score_reference": score_reference, "score_interval": score_interval}
     # judge groups need the items themselves (judge_eval.core.groups); a table has none
-    old_m = run_metrics(old_items if isinstance(old, VerdictTable) else [old[p] for p in old_pos], reference,
-                        seed=seed, resamples=resamples)
-    new_m = run_metrics(new_items if isinstance(new, VerdictTable) else [new[p] for p in new_pos], reference,
-                        seed=seed, resamples=resamples)
+    old_m = run_metrics(old_items if isinstance(old_pairs, VerdictTable) else [old_pairs[p] for p in old_pos],
+                        reference, seed=seed, resamples=resamples, **{**score_options, "scores": old_scores})
+    new_m = run_metrics(new_items if isinstance(new_pairs, VerdictTable) else [new_pairs[p] for p in new_pos],
+                        reference, seed=seed, resamples=resamples, **{**score_options, "scores": new_scores})
     judges = [j for j in old_m.judges if j in new_m.judges]
-    removed = [j for j in old_m.judges if j not in new_m.judges]
-    added = [j for j in new_m.judges if j not in old_m.judges]
+    score_judges = [j for j in old_m.scores if j in new_m.scores]
+    removed = [j for j in (*old_m.judges, *old_m.scores) if j not in new_m.judges and j not in new_m.scores]
+    added = [j for j in (*new_m.judges, *new_m.scores) if j not in old_m.judges and j not in old_m.scores]
     old_failures: dict[str, set[str]] = {}
     new_failures: dict[str, set[str]] = {}
     if profile is not None:
         from judge_eval.gating.gates import check_judge
 
-        for j in judges:
+        for j in [*judges, *score_judges]:
             if j in gated:
                 old_failures[j] = {f.metric for f in check_judge(old_m, j, profile, run_dir=old_path)}
                 new_failures[j] = {f.metric for f in check_judge(new_m, j, profile, run_dir=new_path)}
@@ -366,11 +484,99 @@ def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
             significant_conclusive_loss=p_c < alpha and lost_c > gained_c,
             over_max=_over_max(old_v, new_v, profile) if is_gated and profile is not None else [],
         ))
+    score_results = [
+        _compare_score_judge(j, old_scores, new_scores, old_m.scores[j], new_m.scores[j], gated=j in gated,
+                             profile=profile, alpha=alpha, seed=seed, resamples=resamples, old_path=old_path,
+                             new_path=new_path, new_gate_failures=sorted(new_failures.get(j, set())
+                                                                         - old_failures.get(j, set())))
+        for j in score_judges]
+    has_scores = old_m.score_reference_stats is not None and new_m.score_reference_stats is not None
     return RunComparison(old=old_path, new=new_path, reference=reference, alpha=alpha, judges=results,
                          removed=removed, added=added, profile=profile.name if profile is not None else None,
                          profile_origin=profile_origin, gated=list(gated), items=len(ids),
-                         reference_old=_reference_counts(old_m.reference_stats),
-                         reference_new=_reference_counts(new_m.reference_stats))
+                         reference_old=_reference_counts(old_m.reference_stats) if old_m.has_pairwise else {},
+                         reference_new=_reference_counts(new_m.reference_stats) if new_m.has_pairwise else {},
+                         score_judges=score_results, score_reference=old_m.score_reference,
+                         score_items=len(old_scores), score_interval=old_m.score_interval,
+                         score_reference_old=_score_reference_counts(old_m.score_reference_stats) if has_scores else {},
+                         score_reference_new=_score_reference_counts(new_m.score_reference_stats) if has_scores else {})
+
+
+def _score_reference_counts(stats: ScoreStats | None) -> dict[str, int]:
+    """The score reference's SCORE_REFERENCE_COUNTS."""
+    assert stats is not None
+    return {k: getattr(stats, k) for k in SCORE_REFERENCE_COUNTS}
+
+
+def _score_values(c: ScoreComparison) -> dict[str, float | int | None]:
+    """Every metric of SCORE_COUNTS and SCORE_RATES of one score judge in one run."""
+    extra = {"interval_low": c.interval[0] if c.interval else None,
+             "interval_high": c.interval[1] if c.interval else None}
+    return {k: extra[k] if k in extra else getattr(c, k) for k in (*SCORE_COUNTS, *SCORE_RATES)}
+
+
+def _score_str(column: ScoreColumn, i: int) -> str:
+    """``scored 4``, ``output-cannot-be-parsed``, ``error`` or ``missing``: one verdict of a column."""
+    code = int(column.source[i])
+    if code < 0:
+        return "missing"
+    source = SCORE_SOURCES[code]
+    return f"{source} {scale_text([column.score[i]])[1:-1]}" if column.conclusive[i] else source
+
+
+def _paired_interval(old: np.ndarray, new: np.ndarray, *, seed: int, resamples: int) -> tuple[float, float] | None:
+    """Percentile 95% interval of mean(new) - mean(old) over resamples of the paired items."""
+    if len(old) == 0:
+        return None
+    new_means, old_means = bootstrap_means(new, old, seed=seed, resamples=resamples)
+    low, high = np.percentile(new_means - old_means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _compare_score_judge(judge: str, old_s: ScoreTable, new_s: ScoreTable, old_c: ScoreComparison,
+                         new_c: ScoreComparison, *, gated: bool, profile: Any, alpha: float, seed: int, resamples: int,
+                         old_path: str, new_path: str, new_gate_failures: list[str]) -> ScoreJudgeComparison:
+    """One score judge in both runs (module docstring: what is tested, on which items)."""
+    if old_c.scale != new_c.scale:
+        raise JudgeEvalError(
+            f"score judge {judge!r} scores on {scale_text(old_c.scale)} in run {old_path} but on "
+            f"{scale_text(new_c.scale)} in run {new_path}; a score means something else on another scale, so the runs "
+            "cannot be compared item by item. Compare runs in which the judge keeps its scale (or rename it)")
+    pe = paired_errors(item_errors(old_s, judge, old_c.reference), item_errors(new_s, judge, new_c.reference))
+    lost_exact = int(np.count_nonzero((pe.old_exact == 1) & (pe.new_exact == 0)))
+    gained_exact = int(np.count_nonzero((pe.old_exact == 0) & (pe.new_exact == 1)))
+    # every pointwise item, aligned by id in the old run's order_key order
+    order = np.argsort(old_s.rank, kind="stable")
+    where_new = {ident: pos for pos, ident in enumerate(new_s.ids)}
+    new_order = np.array([where_new[old_s.ids[i]] for i in order.tolist()], dtype=np.int64)
+    oc, nc = old_s.column(judge), new_s.column(judge)
+    o_scored, n_scored = oc.conclusive[order], nc.conclusive[new_order]
+    both = o_scored & n_scored
+    o_score, n_score = oc.score[order], nc.score[new_order]
+    shift_up = int(np.count_nonzero(both & (n_score > o_score)))
+    shift_down = int(np.count_nonzero(both & (n_score < o_score)))
+    lost_scored = int(np.count_nonzero(o_scored & ~n_scored))
+    gained_scored = int(np.count_nonzero(~o_scored & n_scored))
+    same = (oc.source[order] == nc.source[new_order]) & ((o_score == n_score) | (np.isnan(o_score) & np.isnan(n_score)))
+    changed = [ChangedItem(old_s.ids[int(order[k])], _score_str(oc, int(order[k])), _score_str(nc, int(new_order[k])))
+               for k in np.flatnonzero(~same).tolist()]
+    error_p, exact_p = mcnemar_exact(pe.worsened, pe.improved), mcnemar_exact(lost_exact, gained_exact)
+    scored_p = mcnemar_exact(lost_scored, gained_scored)
+    old_v, new_v = _score_values(old_c), _score_values(new_c)
+    return ScoreJudgeComparison(
+        judge=judge, gated=gated, scale=old_c.scale, old=old_v, new=new_v,
+        deltas={k: _delta(old_v[k], new_v[k]) for k in old_v}, paired=len(pe.ids),
+        mae_delta_ci=_paired_interval(*pe.vectors("mae"), seed=seed, resamples=resamples),
+        exact_delta_ci=_paired_interval(*pe.vectors("exact_agreement"), seed=seed, resamples=resamples),
+        worsened=pe.worsened, improved=pe.improved, unchanged=pe.unchanged, error_p_value=error_p,
+        significant_mae_rise=error_p < alpha and pe.worsened > pe.improved,
+        lost_exact=lost_exact, gained_exact=gained_exact, exact_p_value=exact_p,
+        significant_exact_drop=exact_p < alpha and lost_exact > gained_exact,
+        shift_up=shift_up, shift_down=shift_down, shift_p_value=mcnemar_exact(shift_up, shift_down),
+        lost_scored=lost_scored, gained_scored=gained_scored, scored_p_value=scored_p,
+        significant_scored_loss=scored_p < alpha and lost_scored > gained_scored, changed=changed,
+        new_gate_failures=new_gate_failures,
+        over_max=_over_max(old_v, new_v, profile) if gated and profile is not None else [])
 
 
 # --------------------------------------------------------------------------- text
@@ -424,7 +630,7 @@ def _changes_line(title: str, labels: dict[str, str], old: dict[str, Any], new: 
 
 def _last_line(cmp: RunComparison) -> str:
     """``FAIL``/``OK`` and, per gated judge, the rules that fired (or that none did)."""
-    gated = [j for j in cmp.judges if j.gated]
+    gated: list[Any] = [j for j in (*cmp.judges, *cmp.score_judges) if j.gated]
     if cmp.fails:
         return "FAIL: a gated judge got worse: " + "; ".join(
             f"{j.judge}: {'; '.join(j.fail_reasons(cmp.alpha))}" for j in gated if j.fails)
@@ -434,10 +640,17 @@ def _last_line(cmp: RunComparison) -> str:
 
 
 def render_comparison(cmp: RunComparison) -> str:
-    lines = [f"Comparing {cmp.old} -> {cmp.new} against reference {cmp.reference} ({FRAME} frame, ties with; "
-             f"exact McNemar tests, alpha {cmp.alpha})"]
+    pairwise = cmp.items > 0 or cmp.score_reference is None
+    if pairwise:
+        lines = [f"Comparing {cmp.old} -> {cmp.new} against reference {cmp.reference} ({FRAME} frame, ties with; "
+                 f"exact McNemar tests, alpha {cmp.alpha})"]
+    else:
+        lines = [f"Comparing {cmp.old} -> {cmp.new}: score judges against reference {cmp.score_reference} (paired "
+                 f"bootstrap intervals; exact McNemar and sign tests, alpha {cmp.alpha})"]
     where = f"profile {cmp.profile} (from {cmp.profile_origin})" if cmp.profile else "no profile"
-    lines.append(f"{where}; gated judge(s): {', '.join(cmp.gated) or 'none'}; {cmp.items} test items")
+    count = (f"{cmp.items} test items" if cmp.score_reference is None else f"{cmp.score_items} pointwise test items"
+             if not cmp.items else f"{cmp.items} pairwise and {cmp.score_items} pointwise test items")
+    lines.append(f"{where}; gated judge(s): {', '.join(cmp.gated) or 'none'}; {count}")
     if cmp.reference_old:
         lines.append(_changes_line(f"reference {cmp.reference} counts", REFERENCE_COUNTS, cmp.reference_old,
                                    cmp.reference_new, counts=True).lstrip())
@@ -460,6 +673,8 @@ def render_comparison(cmp: RunComparison) -> str:
             lines.append(f"  above the profile's maximum: {', '.join(m.text for m in j.over_max)}")
         if j.new_gate_failures:
             lines.append(f"  gates that passed before and fail now: {', '.join(j.new_gate_failures)}")
+    if cmp.score_reference is not None:
+        lines += _score_lines(cmp, pairwise)
     if cmp.removed or cmp.added:
         lines.append("")
     if cmp.removed:
@@ -470,24 +685,81 @@ def render_comparison(cmp: RunComparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval_text(ci: tuple[float, float] | None) -> str:
+    return f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci is not None else "n/a (no item paired)"
+
+
+def _score_lines(cmp: RunComparison, pairwise: bool) -> list[str]:
+    """The score judges' part of ``render_comparison``."""
+    short = {"exact_agreement": "exact", "within_1_agreement": "within-1", "mae": "MAE", "pearson": "r",
+             "spearman": "rho", "kendall_tau_b": "tau-b", "quadratic_kappa": "QWK"}.get(cmp.score_interval or "")
+    rates = {**SCORE_RATES, "interval_low": f"{short} CI low", "interval_high": f"{short} CI high"}
+    lines = []
+    if pairwise:
+        lines += ["", f"score judges: {cmp.score_items} pointwise test items, against reference {cmp.score_reference}"]
+    if cmp.score_reference_old:
+        lines.append(_changes_line(f"reference {cmp.score_reference} counts", SCORE_REFERENCE_COUNTS,
+                                   cmp.score_reference_old, cmp.score_reference_new, counts=True).lstrip())
+    for j in cmp.score_judges:
+        lines += ["", f"{j.judge} ({'gated; ' if j.gated else ''}score judge, scale {scale_text(j.scale)})",
+                  _changes_line("counts", SCORE_COUNTS, j.old, j.new, counts=True),
+                  _changes_line("metrics", rates, j.old, j.new, counts=False),
+                  f"  paired: {j.paired} item(s) scored by {j.judge} and the reference in both runs",
+                  f"  exact agreement: 95% interval of the change {_interval_text(j.exact_delta_ci)}; lost on "
+                  f"{j.lost_exact} item(s), gained on {j.gained_exact}; p = {sig(j.exact_p_value)}"
+                  + (" -> SIGNIFICANT DROP" if j.significant_exact_drop else ""),
+                  f"  MAE: 95% interval of the change {_interval_text(j.mae_delta_ci)}; absolute error worsened on "
+                  f"{j.worsened} item(s), improved on {j.improved}, unchanged on {j.unchanged}; p = "
+                  f"{sig(j.error_p_value)}" + (" -> SIGNIFICANT RISE" if j.significant_mae_rise else ""),
+                  f"  score shift (items {j.judge} scored in both runs): higher on {j.shift_up} item(s), lower on "
+                  f"{j.shift_down}; p = {sig(j.shift_p_value)} (reported, never a failure on its own)",
+                  f"  scored verdicts: lost on {j.lost_scored} item(s), gained on {j.gained_scored}; p = "
+                  f"{sig(j.scored_p_value)}" + (" -> SIGNIFICANT LOSS" if j.significant_scored_loss
+                                                else " (reported, not significant)" if j.lost_scored > j.gained_scored
+                                                else ""),
+                  f"  verdicts changed on {len(j.changed)} item(s)"]
+        lines += [f"    {c.id}: {c.old} -> {c.new}" for c in j.changed]
+        if j.over_max:
+            lines.append(f"  above the profile's maximum: {', '.join(m.text for m in j.over_max)}")
+        if j.new_gate_failures:
+            lines.append(f"  gates that passed before and fail now: {', '.join(j.new_gate_failures)}")
+    return lines
+
+
 def load_items(path: Path | str) -> list[QAItem]:
     from judge_eval.core.store import read_run
 
     return list(read_run(path, require=("test",)).test)
 
 
-def load_table(path: Path | str) -> VerdictTable:
-    """The test items of run ``path`` as a ``VerdictTable``, read a line at a time: what report,
+def load_tables(path: Path | str) -> tuple[VerdictTable, ScoreTable]:
+    """The test items of run ``path``, read a line at a time, as the ``VerdictTable`` of its
+    pairwise items and the ``ScoreTable`` of its pointwise ones (``split_tables``): what report,
     gate and compare need of them, with ``read_run``'s checks and errors."""
     from judge_eval.core.store import stream_split
 
-    return VerdictTable.from_rows(stream_split(path, "test"))
+    return split_tables(stream_split(path, "test"))
+
+
+def load_table(path: Path | str) -> VerdictTable:
+    """The ``VerdictTable`` of ``load_tables``: the run's pairwise test items."""
+    return load_tables(path)[0]
+
+
+def load_metrics_input(path: Path | str) -> tuple[Items, ScoreTable]:
+    """(``load_tables``'s ``VerdictTable``, or the items themselves when the run has judge groups
+    (``<group>:<id>`` judges), whose metrics need them (``judge_eval.core.groups``); the
+    ``ScoreTable`` of its pointwise items): what ``run_metrics`` (``scores=``) and
+    ``compare_runs`` (``old_scores=``, ``new_scores=``) take."""
+    from judge_eval.core.groups import discover_groups
+
+    table, scores = load_tables(path)
+    return (load_items(path) if discover_groups(table.judges) else table), scores
 
 
 def load_for_metrics(path: Path | str) -> Items:
     """``load_table``, or the items themselves when the run has judge groups (``<group>:<id>``
-    judges), whose metrics need them (``judge_eval.core.groups``)."""
-    from judge_eval.core.groups import discover_groups
-
-    table = load_table(path)
-    return load_items(path) if discover_groups(table.judges) else table
+    judges), whose metrics need them (``judge_eval.core.groups``), or pointwise items (a
+    ``VerdictTable`` holds none: ``load_metrics_input`` gives their ``ScoreTable`` instead)."""
+    items, scores = load_metrics_input(path)
+    return load_items(path) if len(scores) and isinstance(items, VerdictTable) else items

@@ -10,6 +10,17 @@ A profile's gates read its frame and its tie mode (``ties``: "with", the default
 the items where either judge says tie dropped). A failure names both; the default tie mode is
 named only by omission, so that the messages of every profile without a ``ties`` key read as
 they always have.
+
+Score judges (pointwise items, ``judge_eval.core.scores``) are gated with the score keys of
+``Thresholds`` (``min_exact_agreement``, ``min_within_1_agreement``, ``max_mae``, ``min_pearson``,
+``min_spearman``, ``min_kendall_tau_b``, ``min_quadratic_kappa``, and ``min_score_ci_low`` /
+``max_score_ci_high`` on the interval of the profile's ``score_interval`` metric) and the generic
+ones (``max_parse_failures``, ``max_errors``, ``max_missing``, ``min_reference_coverage``, the
+last against the score reference over the pointwise items). A score has no frame and no tie, so
+their messages name neither: ``gate failed: judge 'student', quadratic_kappa: measured 0.4100
+(n 120), allowed >= 0.6 (run R, profile P)``. A key of one kind set on a gated judge of the other
+kind is never skipped: that gate fails, its message naming the key, the judge, its kind and the
+key to use instead (``PAIRWISE_ONLY``, ``SCORE_ONLY``).
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ from typing import Any, Iterable
 
 from judge_eval.config.profiles import Profile, Thresholds
 from judge_eval.errors import JudgeEvalError
+from judge_eval.core.items import scale_text
 from judge_eval.core.metrics import Comparison, RunMetrics
+from judge_eval.core.scores import LOWER_IS_BETTER, ScoreComparison
 
 
 @dataclass(frozen=True)
@@ -39,9 +52,9 @@ class GateFailure:
     @property
     def message(self) -> str:
         ties = "" if self.ties == "with" else f", ties {self.ties}"
+        frame = f", {self.frame} frame{ties}" if self.frame else ""  # a score gate has no frame
         return (f"gate failed: {self.role} {self.judge!r}, {self.metric}: measured {self.measured}, "
-                f"allowed {self.allowed} (run {self.run_dir}, {self.frame} frame{ties}, "
-                f"profile {self.profile})")
+                f"allowed {self.allowed} (run {self.run_dir}{frame}, profile {self.profile})")
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,7 @@ class GateResult:
     counts: str = ""  # the counts behind the value: "24/64" for a rate, "of 64" for a count
     note: str = ""  # why ``measured`` is undefined
     role: str = "judge"  # "reference judge" for the reference-coverage gate
-    frame: str = "corrected"  # the frame and tie mode the gate read
+    frame: str = "corrected"  # the frame and tie mode the gate read ("" for a score judge's gate)
     ties: str = "with"
     failure: GateFailure | None = None  # the failure, with its message, when the gate fails
 
@@ -98,7 +111,8 @@ def check_reference_coverage(reference: str, items: int, missing: int, t: Thresh
 def reference_coverage_result(reference: str, items: int, missing: int, t: Thresholds, *,
                               run_dir: Path | str, frame: str, profile: str,
                               ties: str = "with") -> GateResult | None:
-    """The ``min_reference_coverage`` gate, passed or failed (None when the threshold is unset)."""
+    """The ``min_reference_coverage`` gate, passed or failed (None when the threshold is unset);
+    ``frame`` "" for the score reference over the pointwise items."""
     if t.min_reference_coverage is None:
         return None
     coverage = (items - missing) / items if items else None
@@ -177,26 +191,181 @@ def comparison_results(c: Comparison, t: Thresholds, *, run_dir: Path | str,
         results.append(GateResult(judge=c.judge, threshold=name, metric=metric, measured=measured,
                                   allowed=threshold, op=op, counts=counts, note=note, frame=c.frame, ties=c.ties,
                                   failure=failure))
+    kind = f"{c.judge!r} is a pairwise judge"
+    results += [_not_applicable(c.judge, key, t, SCORE_ONLY, kind, run_dir=run_dir, profile=profile, frame=c.frame,
+                                ties=c.ties) for key in SCORE_ONLY if _is_set(getattr(t, key))]
     return results
 
 
+# --------------------------------------------------------------------------- score judges
+
+#: Keys that gate pairwise judges only: the metric each reads, and the key of a score judge to use
+#: instead (None: a score verdict has nothing like it).
+PAIRWISE_ONLY: dict[str, tuple[str, str | None]] = {
+    "min_agreement": ("agreement_rate", "min_exact_agreement"),
+    "min_correlation": ("correlation", "min_pearson"),
+    "max_inconclusive": ("inconclusive", None),
+    "max_inconclusive_rate": ("inconclusive_rate", None),
+    "min_agreement_ci_low": ("agreement_ci_low", "min_score_ci_low"),
+    "above_chance": ("kappa_ci_low", "min_quadratic_kappa"),
+}
+#: Keys that gate score judges only (in the order of ``Thresholds``): the metric each reads (the
+#: interval bounds are named after the interval's metric), and the pairwise key to use instead.
+SCORE_ONLY: dict[str, tuple[str, str | None]] = {
+    "min_exact_agreement": ("exact_agreement", "min_agreement"),
+    "min_within_1_agreement": ("within_1_agreement", "min_agreement"),
+    "max_mae": ("mae", "min_agreement"),
+    "min_pearson": ("pearson", "min_correlation"),
+    "min_spearman": ("spearman", "min_correlation"),
+    "min_kendall_tau_b": ("kendall_tau_b", "min_correlation"),
+    "min_quadratic_kappa": ("quadratic_kappa", "above_chance"),
+    "min_score_ci_low": ("score_ci_low", "min_agreement_ci_low"),
+    "max_score_ci_high": ("score_ci_high", "min_agreement_ci_low"),
+}
+#: Keys that gate both kinds (min_reference_coverage gates the reference, once per kind of item).
+BOTH_KINDS = ("max_parse_failures", "max_errors", "max_missing")
+
+
+def _is_set(value: Any) -> bool:
+    """Whether a threshold value gates (``above_chance = false`` does not)."""
+    return value is not None and value is not False
+
+
+def _not_applicable(judge: str, key: str, t: Thresholds, table: dict[str, tuple[str, str | None]], kind: str, *,
+                    run_dir: Path | str, profile: str, frame: str = "", ties: str = "with") -> GateResult:
+    """A failed gate: ``key`` gates the other kind of judge than ``judge`` (``kind`` says which it
+    is); its message names the key to use instead."""
+    metric, instead = table[key]
+    other = "score" if table is SCORE_ONLY else "pairwise"
+    if instead is not None:
+        fix = f"use {instead}"
+    else:
+        fix = "a score verdict is never inconclusive (unreadable outputs count in max_parse_failures)"
+    note = f"{key} gates {other} judges; {kind}: {fix}"
+    value = getattr(t, key)
+    op = "<=" if key.startswith("max_") else ">" if key == "above_chance" else ">="
+    allowed = 0.0 if key == "above_chance" else value
+    failure = GateFailure(judge=judge, metric=metric, measured=f"n/a [{note}]", allowed=f"{op} {allowed}",
+                          run_dir=str(run_dir), frame=frame, profile=profile, ties=ties)
+    return GateResult(judge=judge, threshold=key, metric=metric, measured=None, allowed=allowed, op=op, note=note,
+                      frame=frame, ties=ties, failure=failure)
+
+
+def _score_check(c: ScoreComparison, key: str) -> tuple[str, float | int | None, str, str, str, str]:
+    """(metric, measured, direction, context for the message, counts, key of its reason in
+    ``c.notes``) of score-judge key ``key`` on ``c``."""
+    n = f"n {c.n}"
+    if key == "max_parse_failures":
+        return "parse_failures", c.parse_failures, "<=", "", "", ""
+    if key == "max_errors":
+        return "errors", c.errors, "<=", "", "", ""
+    if key == "max_missing":
+        return ("missing", c.missing, "<=", f" of {c.items} items without a verdict", f"of {c.items}", "")
+    if key in ("min_exact_agreement", "min_within_1_agreement"):
+        metric = SCORE_ONLY[key][0]
+        matches = c.exact_matches if metric == "exact_agreement" else c.within_1_matches
+        return metric, c.metric(metric), ">=", f" ({matches} of {c.n})", f"{matches}/{c.n}", metric
+    if key in ("min_score_ci_low", "max_score_ci_high"):
+        low = key == "min_score_ci_low"
+        metric = f"{c.interval_metric}_ci_{'low' if low else 'high'}"
+        bound = None if c.interval is None else c.interval[0 if low else 1]
+        context = f" ({'lower' if low else 'upper'} bound of the 95% interval of {c.interval_metric}, {n})"
+        return metric, bound, ">=" if low else "<=", context, n, "interval"
+    metric = SCORE_ONLY[key][0]
+    return metric, c.metric(metric), "<=" if key.startswith("max_") else ">=", f" ({n})", n, metric
+
+
+def score_results(c: ScoreComparison, t: Thresholds, *, run_dir: Path | str, profile: str) -> list[GateResult]:
+    """Every threshold of ``t`` that is set, checked on score comparison ``c``, in the order of
+    ``Thresholds``: one result each, passed or failed (undefined values fail); a pairwise key
+    fails with the key to use instead. ``min_reference_coverage`` is the reference's
+    (``reference_results``)."""
+    kind = f"{c.judge!r} is a score judge (scale {scale_text(c.scale)})"
+    results = []
+    for key in Thresholds.model_fields:
+        threshold = getattr(t, key)
+        if not _is_set(threshold) or key == "min_reference_coverage":
+            continue
+        if key in PAIRWISE_ONLY:
+            results.append(_not_applicable(c.judge, key, t, PAIRWISE_ONLY, kind, run_dir=run_dir, profile=profile))
+            continue
+        if key in ("min_score_ci_low", "max_score_ci_high") and (c.interval_metric is None or (
+                c.interval_metric in LOWER_IS_BETTER) == (key == "min_score_ci_low")):
+            carried = f"the interval of {c.interval_metric}" if c.interval_metric else "no interval"
+            raise JudgeEvalError(
+                f"{key} gates the interval of score judge {c.judge!r}, but its metrics carry {carried}, which "
+                f"{key} cannot bound: compute them with the profile's score_interval (run_metrics(..., "
+                "score_interval=...))")
+        metric, measured, op, context, counts, why = _score_check(c, key)
+        failure = None
+        if not passes(measured, op, threshold):
+            shown = _fmt(measured) + context
+            if measured is None and why in c.notes:
+                shown += f" [{c.notes[why]}]"
+            failure = GateFailure(judge=c.judge, metric=metric, measured=shown, allowed=f"{op} {threshold}",
+                                  run_dir=str(run_dir), frame="", profile=profile)
+        note = "" if measured is not None else c.notes.get(why, "undefined")
+        results.append(GateResult(judge=c.judge, threshold=key, metric=metric, measured=measured, allowed=threshold,
+                                  op=op, counts=counts, note=note, frame="", failure=failure))
+    return results
+
+
+def _check_interval(metrics: RunMetrics, profile: Profile, judge: str) -> None:
+    """A profile that gates a score interval reads the interval of its ``score_interval``."""
+    t = profile.thresholds
+    if (t.min_score_ci_low is not None or t.max_score_ci_high is not None) \
+            and metrics.score_interval != profile.score_interval:
+        raise JudgeEvalError(
+            f"profile {profile.name!r} gates the 95% interval of {profile.score_interval} of score judge {judge!r}, "
+            f"but the metrics carry the interval of {metrics.score_interval}: compute them with "
+            f"score_interval={profile.score_interval!r}")
+
+
+def reference_results(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateResult]:
+    """The ``min_reference_coverage`` gate of each kind of item the run holds: the reference over
+    the pairwise items, the score reference over the pointwise items (empty when unset)."""
+    t = profile.thresholds
+    results = []
+    if metrics.has_pairwise:
+        ref = metrics.reference_stats
+        results.append(reference_coverage_result(metrics.reference, ref.items, ref.missing, t, run_dir=run_dir,
+                                                 frame=profile.frame, profile=profile.name, ties=profile.ties))
+    if metrics.score_reference_stats is not None and metrics.score_reference is not None:
+        ref_s = metrics.score_reference_stats
+        results.append(reference_coverage_result(metrics.score_reference, ref_s.items, ref_s.missing, t,
+                                                 run_dir=run_dir, frame="", profile=profile.name))
+    return [r for r in results if r is not None]
+
+
 def check_reference(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateFailure]:
-    """The profile's reference-coverage gate on a run (one per profile, not per judge)."""
-    ref = metrics.reference_stats
-    return check_reference_coverage(metrics.reference, ref.items, ref.missing, profile.thresholds,
-                                    run_dir=run_dir, frame=profile.frame, profile=profile.name,
-                                    ties=profile.ties)
+    """The profile's reference-coverage gate on a run (one per profile and kind of item, not per
+    judge: the reference's over the pairwise items, the score reference's over the pointwise ones)."""
+    return [r.failure for r in reference_results(metrics, profile, run_dir=run_dir) if r.failure is not None]
+
+
+def _unknown_judge(metrics: RunMetrics, judge: str, profile: Profile, run_dir: Path | str) -> JudgeEvalError:
+    return JudgeEvalError(
+        f"profile {profile.name!r} gates judge {judge!r}, but the run {run_dir} has no verdicts "
+        f"by it; judges found: {', '.join([*metrics.judges, *metrics.scores]) or 'none'}. Fix `gated` in "
+        f"[tool.judge_eval.profiles.{profile.name}] or the run")
 
 
 def check_judge(metrics: RunMetrics, judge: str, profile: Profile, *, run_dir: Path | str,
                 reference: bool = True) -> list[GateFailure]:
-    """Gate one judge of a run with the profile's thresholds, in the profile's frame and tie mode, including
-    (unless ``reference`` is false) the reference-coverage gate its agreement depends on."""
+    """Gate one judge of a run with the profile's thresholds, in the profile's frame and tie mode (a
+    score judge: the score keys, no frame), including (unless ``reference`` is false) the
+    reference-coverage gate its metrics depend on."""
+    if judge in metrics.scores:
+        _check_interval(metrics, profile, judge)
+        failures = [r.failure for r in score_results(metrics.scores[judge], profile.thresholds, run_dir=run_dir,
+                                                     profile=profile.name) if r.failure is not None]
+        if reference and metrics.score_reference_stats is not None and metrics.score_reference is not None:
+            ref = metrics.score_reference_stats
+            failures += check_reference_coverage(metrics.score_reference, ref.items, ref.missing, profile.thresholds,
+                                                 run_dir=run_dir, frame="", profile=profile.name)
+        return failures
     if judge not in metrics.judges:
-        raise JudgeEvalError(
-            f"profile {profile.name!r} gates judge {judge!r}, but the run {run_dir} has no verdicts "
-            f"by it; judges found: {', '.join(metrics.judges) or 'none'}. Fix `gated` in "
-            f"[tool.judge_eval.profiles.{profile.name}] or the run")
+        raise _unknown_judge(metrics, judge, profile, run_dir)
     return check_comparison(metrics.comparison(judge, profile.frame, profile.ties), profile.thresholds,
                             run_dir=run_dir, profile=profile.name, reference=reference)
 
@@ -215,20 +384,21 @@ def check_run(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> 
 def gate_results(metrics: RunMetrics, profile: Profile, *, run_dir: Path | str) -> list[GateResult]:
     """Every gate of the profile on a run, passed or failed: each threshold set (the default-on
     coverage gates included) for each gated judge, in the profile's frame and tie mode, then the
-    reference-coverage gate once. The failed ones are exactly ``check_run``'s failures. A profile
-    that gates no judge has no gate (as ``judge_eval.plugin.gate_cases`` makes none)."""
+    reference-coverage gate once per kind of item the run holds. The failed ones are exactly
+    ``check_run``'s failures. A profile that gates no judge has no gate (as
+    ``judge_eval.plugin.gate_cases`` makes none)."""
     results = []
     for judge in profile.gated:
+        if judge in metrics.scores:
+            _check_interval(metrics, profile, judge)
+            results += score_results(metrics.scores[judge], profile.thresholds, run_dir=run_dir, profile=profile.name)
+            continue
         if judge not in metrics.judges:
-            check_judge(metrics, judge, profile, run_dir=run_dir)  # raises the error that names the fix
+            raise _unknown_judge(metrics, judge, profile, run_dir)
         results += comparison_results(metrics.comparison(judge, profile.frame, profile.ties), profile.thresholds,
                                       run_dir=run_dir, profile=profile.name)
-    ref = metrics.reference_stats
-    coverage = reference_coverage_result(metrics.reference, ref.items, ref.missing, profile.thresholds,
-                                         run_dir=run_dir, frame=profile.frame, profile=profile.name,
-                                         ties=profile.ties)
-    if coverage is not None and profile.gated:
-        results.append(coverage)
+    if profile.gated:
+        results += reference_results(metrics, profile, run_dir=run_dir)
     return results
 
 

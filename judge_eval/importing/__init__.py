@@ -12,6 +12,10 @@ Formats:
 - ``pairs`` (``tabular.import_pairs``): a JSONL or CSV file of answer pairs with one column per
   judge; a column map (``judge_eval.config.import_maps.PairsMap``) says where each part is and
   what each verdict value means.
+- ``scores`` (``scores_import.import_scores``): a JSONL or CSV file of single answers with one
+  score column per judge (pointwise items, score verdicts on a declared scale); a column map
+  (``judge_eval.config.import_maps.ScoresMap``) says where each part is, the scale, and what text
+  values mean.
 - ``preference`` (``tabular.import_preference``): ``prompt, chosen, rejected`` rows; the two
   answers are put in a seeded random order and the reference judge ``preference`` says which
   one was chosen.
@@ -25,4 +29,4 @@ pyproject.toml).
 
 from __future__ import annotations
 
-FORMATS = ("pairs", "preference", "mt-bench-human", "mt-bench-gpt4-pair")
+FORMATS = ("pairs", "scores", "preference", "mt-bench-human", "mt-bench-gpt4-pair")

@@ -23,9 +23,10 @@ MEANING_VERDICTS: dict[str, tuple[float, str]] = {
 }
 
 
-def make_item(split: str, question: str, answers: tuple[Answer, Answer], *, explicit_id: str | None = None,
+def make_item(split: str, question: str, answers: tuple[Answer, ...], *, explicit_id: str | None = None,
               source: str = "", evaluations: Sequence[Verdict] = (), extra: Mapping[str, Any] | None = None) -> QAItem:
-    """An item with an explicit ``id`` (the one given, else its content id), kept in the line."""
+    """An item with an explicit ``id`` (the one given, else its content id), kept in the line:
+    two answers for a pair, one for a pointwise item."""
     ident = explicit_id if explicit_id is not None else item_id(split, question, answers)
     return QAItem(id=ident, split=split, question=question, answers=answers, source=source,
                   evaluations=tuple(evaluations), extra={"id": ident, **(extra or {})})
@@ -55,7 +56,7 @@ def unique_items(located: Iterable[Located]) -> list[QAItem]:
             other = first[key]
             where = f"line {other.line}" + ("" if other.path == loc.path else f" of {other.path}")
             raise RunFileError(loc.path, f"duplicate item {loc.item.id!r} ({loc.item.split} split): {where} "
-                               "holds the same item (the same id, or the same question with the same two "
+                               "holds the same item (the same id, or the same question with the same "
                                "answers)", line=loc.line, field="id",
                                fix="remove one of the two, or give them different ids (nothing was written)")
         first[key] = loc

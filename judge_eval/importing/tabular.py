@@ -93,7 +93,7 @@ def _judge_value(rec: Record, column: str) -> tuple[str, str] | None:
     return normal_value(shown), shown
 
 
-def _split(rec: Record, column: str | None) -> str:
+def split_of(rec: Record, column: str | None) -> str:
     if column is None:
         return "test"
     value = normal_value(rec.text(column))
@@ -102,11 +102,12 @@ def _split(rec: Record, column: str | None) -> str:
     return value
 
 
-def _explicit_id(rec: Record, column: str | None) -> str | None:
+def explicit_id_of(rec: Record, column: str | None) -> str | None:
     return rec.name(column) if column is not None else None
 
 
-def _result(fmt: str, src: Path, data: bytes, options: dict[str, Any], located: Iterator[Located]) -> ImportResult:
+def tabular_result(fmt: str, src: Path, data: bytes, options: dict[str, Any],
+                   located: Iterator[Located]) -> ImportResult:
     items = unique_items(located)
     result = ImportResult(format=fmt, source=src, source_sha256=sha256_of(data), options=options,
                           train=[i for i in items if i.split == "train"], test=[i for i in items if i.split == "test"])
@@ -132,7 +133,7 @@ def import_pairs(src: Path | str, cmap: PairsMap, *, map_name: str | None = None
 
     def located() -> Iterator[Located]:
         for rec in records(src, data, kind):
-            split = _split(rec, cmap.split)
+            split = split_of(rec, cmap.split)
             question = rec.text(cmap.question, empty=False)
             answers = (Answer(rec.name(cmap.model_a) if cmap.model_a else "a", rec.text(cmap.answer_a)),
                        Answer(rec.name(cmap.model_b) if cmap.model_b else "b", rec.text(cmap.answer_b)))
@@ -149,11 +150,11 @@ def import_pairs(src: Path | str, cmap: PairsMap, *, map_name: str | None = None
                 if meanings[value] != "missing":
                     evaluations.append(meaning_verdict(judge, meanings[value], shown))
             source = rec.text(cmap.source) if cmap.source else ""
-            yield Located(make_item(split, question, answers, explicit_id=_explicit_id(rec, cmap.id), source=source,
+            yield Located(make_item(split, question, answers, explicit_id=explicit_id_of(rec, cmap.id), source=source,
                                     evaluations=evaluations), src, rec.line)
 
     options = {**cmap.model_dump(), "verdicts": meanings, "map": map_name, "kind": kind}
-    return _result("pairs", src, data, options, located())
+    return tabular_result("pairs", src, data, options, located())
 
 
 # --------------------------------------------------------------------------- preference
@@ -174,7 +175,7 @@ def import_preference(src: Path | str, *, prompt: str = "prompt", chosen: str = 
 
     def located() -> Iterator[Located]:
         for rec in records(src, data, kind):
-            item_split = _split(rec, split)
+            item_split = split_of(rec, split)
             question = rec.text(prompt, empty=False)
             good, bad = rec.text(chosen), rec.text(rejected)
             first = chosen_first(seed, question, good, bad)
@@ -182,7 +183,7 @@ def import_preference(src: Path | str, *, prompt: str = "prompt", chosen: str = 
             answers = (Answer(UNKNOWN_MODEL, texts[0]), Answer(UNKNOWN_MODEL, texts[1]))
             position = "first" if first else "second"
             verdict = meaning_verdict(PREFERENCE_JUDGE, position, f"the {position} answer was chosen")
-            yield Located(make_item(item_split, question, answers, explicit_id=_explicit_id(rec, id_column),
+            yield Located(make_item(item_split, question, answers, explicit_id=explicit_id_of(rec, id_column),
                                     source=rec.text(source) if source else "", evaluations=[verdict],
                                     extra={"preference": {"seed": seed, "chosen": position}}), src, rec.line)
 
@@ -190,7 +191,7 @@ def import_preference(src: Path | str, *, prompt: str = "prompt", chosen: str = 
                                   "split": split, "source": source, "seed": seed, "kind": kind,
                                   "order": "chosen first when sha256(json [seed, prompt, chosen, rejected]) "
                                            "starts with an even byte"}
-    result = _result("preference", src, data, dict(options), located())
+    result = tabular_result("preference", src, data, dict(options), located())
     result.notes.append(f"reference judge: {PREFERENCE_JUDGE} "
                         f"(judge-eval report OUT_DIR --reference {PREFERENCE_JUDGE})")
     return result

@@ -280,7 +280,8 @@ def report_run(config: pytest.Config, label: str, items, profile, title: str, *,
     from judge_eval.reporting.report import gate_line, render_compact, render_markdown_report, render_text
 
     metrics = run_metrics(items, profile.reference, seed=profile.bootstrap_seed,
-                          resamples=profile.bootstrap_resamples)
+                          resamples=profile.bootstrap_resamples, score_reference=profile.score_reference,
+                          score_interval=profile.score_interval)
     problem = []
     try:
         gates = gate_results(metrics, profile, run_dir=run_dir if run_dir is not None else label)
@@ -331,9 +332,11 @@ def run_dir_of(s: Settings, profile: Any) -> Path | None:
 
 def gate_cases(s: Settings) -> list[tuple[str, str, str]]:
     """(profile, judge, threshold) for every profile that names a run directory: one case per
-    gated judge and threshold set (the coverage gate ``max_missing`` is on by default), then one
-    per profile for ``min_reference_coverage`` (also on by default), named after the reference,
-    e.g. ``study:gpt_4:min_reference_coverage``."""
+    gated judge and threshold set (the coverage gate ``max_missing`` is on by default; score
+    judges' keys too: a key that does not fit the judge's kind fails its case, naming the key to
+    use), then one per profile for ``min_reference_coverage`` (also on by default), named after the
+    reference, e.g. ``study:gpt_4:min_reference_coverage``, and one more after the
+    ``score_reference`` of a profile that names one."""
     cases = []
     for name, profile in sorted(s.profiles.items()):
         if run_dir_of(s, profile) is None or profile.data is None:
@@ -342,7 +345,8 @@ def gate_cases(s: Settings) -> list[tuple[str, str, str]]:
                           if v is not None and v is not False and k != "min_reference_coverage"]
         cases += [(name, judge, metric) for judge in profile.gated for metric in set_thresholds]
         if profile.thresholds.min_reference_coverage is not None and profile.gated:
-            cases.append((name, profile.reference, "min_reference_coverage"))
+            for reference in dict.fromkeys([profile.reference, profile.score_reference or profile.reference]):
+                cases.append((name, reference, "min_reference_coverage"))
     return cases
 
 
@@ -357,7 +361,8 @@ class JudgeGate:
 
     def check(self) -> None:
         from judge_eval.config.profiles import Thresholds
-        from judge_eval.gating.gates import check_judge, check_reference
+        from judge_eval.errors import JudgeEvalError
+        from judge_eval.gating.gates import check_judge, reference_results
 
         s = settings(self.config)
         profile = s.profiles[self.profile_name]
@@ -366,10 +371,20 @@ class JudgeGate:
         alone = {name: None for name in Thresholds.model_fields}
         alone[self.metric] = getattr(profile.thresholds, self.metric)
         only = profile.model_copy(update={"thresholds": Thresholds(**alone)})
-        if self.metric == "min_reference_coverage":  # per profile: self.judge is the reference
-            failures = check_reference(metrics, only, run_dir=run_dir)
+        if self.metric == "min_reference_coverage":  # per profile: self.judge is the (score) reference
+            mine = [r for r in reference_results(metrics, only, run_dir=run_dir) if r.judge == self.judge]
+            if not mine:
+                kind = "pairwise" if self.judge == profile.reference else "pointwise"
+                pytest.fail(f"profile {profile.name!r} names {self.judge!r} the reference of the {kind} items, but "
+                            f"the run {run_dir} holds none; remove the key that names it (score_reference, or "
+                            f"reference in favour of score_reference) from [tool.judge_eval.profiles.{profile.name}]",
+                            pytrace=False)
+            failures = [r.failure for r in mine if r.failure is not None]
         else:
-            failures = check_judge(metrics, self.judge, only, run_dir=run_dir, reference=False)
+            try:
+                failures = check_judge(metrics, self.judge, only, run_dir=run_dir, reference=False)
+            except JudgeEvalError as exc:  # e.g. a gated judge the run has no verdict by
+                pytest.fail(str(exc), pytrace=False)
         if failures:
             pytest.fail("\n".join(f.message for f in failures), pytrace=False)
 

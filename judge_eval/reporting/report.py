@@ -16,6 +16,14 @@ kappa beside it; JSON carries both in full (``judges`` with ties, ``judges_witho
 Annotator groups (``judge_eval.core.groups``) get a section of their own: the group's own
 agreement as the ceiling, and every other judge's agreement with the group's majority and per
 vote, placed against that ceiling.
+
+Score judges (pointwise items, ``judge_eval.core.scores``) get a table of their own under the
+pairwise one (alone in a run of pointwise items only): missing, parse failures, errors, exact
+and within-1 agreement (matches / compared items, share), MAE, Pearson r, Spearman rho, Kendall
+tau-b, quadratic-weighted kappa and the 95% interval of the metric the profile gates
+(``score_interval``), 3 significant digits, the scale and the score reference named in its title.
+The study layout gives each a full block at full precision; JSON carries them under
+``score_judges``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ import json
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from judge_eval.core.groups import GroupMetrics, Tally
+from judge_eval.core.items import scale_text
 from judge_eval.core.metrics import FRAMES, TIES, Comparison, RunMetrics, check_ties
+from judge_eval.core.scores import SCORE_METRICS, ScoreComparison
 from judge_eval.errors import JudgeEvalError
 from judge_eval.gating.gates import passes
 
@@ -138,21 +148,76 @@ def render_text(metrics: RunMetrics, *, title: str | None = None, ties: str = "w
     lines = []
     if title:
         lines.append(title)
-    lines.append(_reference_line(metrics))
-    lines.append(f"Shown: {_TIES_TITLES[ties]}; each judge's last line: ties {_other(ties)}")
-    shown, other = metrics.comparisons(ties), metrics.comparisons(_other(ties))
-    for frame in FRAMES:
-        lines.append("")
-        lines.append(f"== {_FRAME_TITLES[frame]}; ties {ties} ==")
-        for name, frames in shown.items():
+    if metrics.has_pairwise:
+        lines.append(_reference_line(metrics))
+        lines.append(f"Shown: {_TIES_TITLES[ties]}; each judge's last line: ties {_other(ties)}")
+        shown, other = metrics.comparisons(ties), metrics.comparisons(_other(ties))
+        for frame in FRAMES:
             lines.append("")
-            lines.append(_block(frames[frame]).rstrip("\n"))
-            if name in other:
-                lines.append(_ties_line(other[name][frame]))
-    for group in metrics.groups.values():
-        lines.append("")
-        lines += _group_lines(group, ties)
+            lines.append(f"== {_FRAME_TITLES[frame]}; ties {ties} ==")
+            for name, frames in shown.items():
+                lines.append("")
+                lines.append(_block(frames[frame]).rstrip("\n"))
+                if name in other:
+                    lines.append(_ties_line(other[name][frame]))
+        for group in metrics.groups.values():
+            lines.append("")
+            lines += _group_lines(group, ties)
+    if metrics.has_scores:
+        if metrics.has_pairwise:
+            lines.append("")
+        lines += _score_text(metrics)
     return "\n".join(lines) + "\n"
+
+
+#: Labels of the score metrics in the study layout, and their short names in the tables.
+_SCORE_LABELS = {"exact_agreement": "Exact agreement", "within_1_agreement": "Within-1 agreement",
+                 "mae": "Mean absolute error", "pearson": "Pearson r", "spearman": "Spearman rho",
+                 "kendall_tau_b": "Kendall tau-b", "quadratic_kappa": "Quadratic-weighted kappa"}
+_SCORE_SHORT = {"exact_agreement": "exact", "within_1_agreement": "within-1", "mae": "MAE", "pearson": "r",
+                "spearman": "rho", "kendall_tau_b": "tau-b", "quadratic_kappa": "QWK"}
+
+
+def _score_reference_line(metrics: RunMetrics) -> str:
+    ref = metrics.score_reference_stats
+    assert ref is not None
+    return (f"Score reference judge: {metrics.score_reference}; scale {scale_text(ref.scale)}; scored {ref.conclusive} "
+            f"of {ref.items} pointwise items (parse failures {ref.parse_failures}, errors {ref.errors}); missing "
+            f"verdicts: {ref.missing} of {ref.items} (reference coverage {_num(metrics.score_reference_coverage, 4)})")
+
+
+def _score_value(c: ScoreComparison, name: str) -> str:
+    value = c.metric(name)
+    return f"undefined ({c.notes.get(name, 'no items')})" if value is None else str(value)
+
+
+def _score_block(c: ScoreComparison) -> str:
+    """A score judge at full precision: counts, every metric of ``SCORE_METRICS``, the interval."""
+    matches = {"exact_agreement": f"{c.exact_matches} of {c.n}, ",
+               "within_1_agreement": f"{c.within_1_matches} of {c.n}, "}
+    ci = (f"[{c.interval[0]}, {c.interval[1]}]" if c.interval
+          else f"undefined ({c.notes.get('interval', 'no interval computed')})")
+    lines = [c.judge, "-----------------",
+             f"Scored {c.conclusive} of {c.items} items; parse failures: {c.parse_failures}; errors: {c.errors}; "
+             f"missing verdicts: {c.missing}",
+             f"Compared items (both scored): {c.n}"]
+    lines += [f"{_SCORE_LABELS[name]}: {matches.get(name, '')}{_score_value(c, name)}" for name in SCORE_METRICS]
+    lines.append(f"{c.interval_metric} 95% bootstrap interval: {ci}"
+                 + (f" ({c.notes['interval']})" if c.interval and "interval" in c.notes else ""))
+    lines.append(f"Coverage: verdicts on {c.items - c.missing} of {c.items} items ({c.missing} missing); the reference "
+                 f"{c.reference} on {c.items - c.reference_missing} ({c.reference_missing} missing)")
+    return "\n".join(lines)
+
+
+def _score_text(metrics: RunMetrics) -> list[str]:
+    """The study layout's section of the score judges."""
+    lines = [_score_reference_line(metrics), "",
+             f"== score judges (pointwise items) against {metrics.score_reference} =="]
+    for c in metrics.scores.values():
+        lines += ["", _score_block(c)]
+    if not metrics.scores:
+        lines += ["", f"no score judge besides the reference {metrics.score_reference}"]
+    return lines
 
 
 def render_json(metrics: RunMetrics) -> str:
@@ -184,12 +249,13 @@ def render_markdown(metrics: RunMetrics, *, title: str | None = None, ties: str 
     check_ties(ties)
     ref = metrics.reference_stats
     other = metrics.comparisons(_other(ties))
-    lines = [f"### {_line(title or 'judge_eval report')}", "",
-             f"Reference judge **{_cell(metrics.reference)}**: {ref.inconclusive} inconclusive of {ref.items} "
-             f"(parse failures {ref.parse_failures}, errors {ref.errors}); missing verdicts {ref.missing} "
-             f"of {ref.items} (reference coverage {_num(metrics.reference_coverage)}).", "",
-             f"Tables: {_TIES_TITLES[ties]}.", ""]
-    for frame in FRAMES:
+    lines = [f"### {_line(title or 'judge_eval report')}", ""]
+    if metrics.has_pairwise:
+        lines += [f"Reference judge **{_cell(metrics.reference)}**: {ref.inconclusive} inconclusive of {ref.items} "
+                  f"(parse failures {ref.parse_failures}, errors {ref.errors}); missing verdicts {ref.missing} "
+                  f"of {ref.items} (reference coverage {_num(metrics.reference_coverage)}).", "",
+                  f"Tables: {_TIES_TITLES[ties]}.", ""]
+    for frame in FRAMES if metrics.has_pairwise else ():
         lines += [f"**{_FRAME_TITLES[frame]}; ties {ties}**", "",
                   "| judge | inconclusive | parse failures | errors | agreements | agreement rate | 95% interval "
                   "| correlation | Jaccard | Cohen's kappa | missing |",
@@ -213,7 +279,30 @@ def render_markdown(metrics: RunMetrics, *, title: str | None = None, ties: str 
             lines.append("")
     for group in metrics.groups.values():
         lines += _group_markdown(group, ties)
+    if metrics.has_scores:
+        lines += _score_markdown(metrics)
     return "\n".join(lines)
+
+
+def _score_markdown(metrics: RunMetrics) -> list[str]:
+    """The score judges at 4 decimals, with the counts behind each share."""
+    ref = metrics.score_reference_stats
+    assert ref is not None
+    lines = [f"**Score judges (pointwise items)**: score reference **{_cell(metrics.score_reference)}**, scale "
+             f"{scale_text(ref.scale)}: scored {ref.conclusive} of {ref.items} (parse failures {ref.parse_failures}, "
+             f"errors {ref.errors}); missing verdicts {ref.missing} of {ref.items} (reference coverage "
+             f"{_num(metrics.score_reference_coverage)}).", "",
+             "| judge | scored | parse failures | errors | missing | exact | within-1 | MAE | Pearson r | Spearman rho "
+             f"| Kendall tau-b | quadratic kappa | 95% interval ({_cell(metrics.score_interval)}) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, c in metrics.scores.items():
+        ci = f"[{_num(c.interval[0], 4)}, {_num(c.interval[1], 4)}]" if c.interval else "n/a"
+        lines.append(f"| {_cell(name)} | {c.conclusive} | {c.parse_failures} | {c.errors} | {c.missing} of {c.items} | "
+                     f"{c.exact_matches} of {c.n} ({_num(c.exact_agreement, 4)}) | {c.within_1_matches} of {c.n} "
+                     f"({_num(c.within_1_agreement, 4)}) | {_num(c.mae, 4)} | {_num(c.pearson, 4)} | "
+                     f"{_num(c.spearman, 4)} | {_num(c.kendall_tau_b, 4)} | {_num(c.quadratic_kappa, 4)} | {ci} |")
+    lines.append("")
+    return lines
 
 
 def _group_markdown(g: GroupMetrics, ties: str, frame: str = GROUP_FRAME) -> list[str]:
@@ -332,7 +421,7 @@ def gate_line(r: GateResult) -> str:
 
 def _elsewhere(r: GateResult, frame: str, ties: str) -> str:
     """Names the frame and tie mode a gate read when the table above shows another."""
-    if r.metric not in _PAIRWISE or (r.frame, r.ties) == (frame, ties):
+    if r.metric not in _PAIRWISE or not r.frame or (r.frame, r.ties) == (frame, ties):  # "": a score judge's gate
         return ""
     return f" ({r.frame} frame, ties {r.ties})"
 
@@ -348,27 +437,91 @@ def render_compact(metrics: RunMetrics, *, frame: str = "corrected", ties: str =
                    gated: Iterable[str] = (), title: str | None = None,
                    gates: Sequence[GateResult] | None = None) -> str:
     """One table: a row per judge in ``frame`` and tie mode ``ties`` (gated judges marked ``*``),
-    a reason line per judge with an undefined metric, a line per annotator group, then one
-    PASS/FAIL line per gate in ``gates``."""
+    a reason line per judge with an undefined metric, a line per annotator group; the score
+    judges' table and its reason lines (a run of pointwise items only has that table alone); then
+    one PASS/FAIL line per gate in ``gates``."""
     _check_frame(frame)
     check_ties(ties)
     gated = set(gated)
-    shown = metrics.comparisons(ties)
-    marked = bool(gated & set(shown))
-    rows = [(f"  {_HEADER[0]}", *_HEADER[1:]), (f"  {metrics.reference} (reference)", *_reference_row(metrics))]
-    rows += [(f"{'*' if name in gated else ' '} {name}", *_row(frames[frame])) for name, frames in shown.items()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-    left = {0, 5}  # judge and agreement read left to right; counts and numbers align right
     lines = [title] if title else []
-    lines.append(_table_title(metrics, frame, ties, marked))
-    for row in rows:
-        lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-    ref_conclusive = metrics.reference_stats.conclusive
-    lines += [line for frames in shown.values() if (line := na_line(frames[frame], ref_conclusive))]
-    lines += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+    if metrics.has_pairwise:
+        shown = metrics.comparisons(ties)
+        marked = bool(gated & set(shown))
+        rows = [(f"  {_HEADER[0]}", *_HEADER[1:]), (f"  {metrics.reference} (reference)", *_reference_row(metrics))]
+        rows += [(f"{'*' if name in gated else ' '} {name}", *_row(frames[frame])) for name, frames in shown.items()]
+        lines.append(_table_title(metrics, frame, ties, marked))
+        lines += _aligned(rows, {0, 5})  # judge and agreement read left to right; counts and numbers align right
+        ref_conclusive = metrics.reference_stats.conclusive
+        lines += [line for frames in shown.values() if (line := na_line(frames[frame], ref_conclusive))]
+        lines += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+    if metrics.has_scores:
+        rows = [(f"  {_SCORE_HEADER[0]}", *_SCORE_HEADER[1:]),
+                (f"  {metrics.score_reference} (reference)", *_score_reference_row(metrics))]
+        rows += [(f"{'*' if name in gated else ' '} {name}", *_score_row(c)) for name, c in metrics.scores.items()]
+        lines.append(_score_table_title(metrics, bool(gated & set(metrics.scores))))
+        lines += _aligned(rows, {0, 4, 5, 11})
+        lines += [line for c in metrics.scores.values() if (line := score_na_line(c, _score_ref_conclusive(metrics)))]
     lines += [gate_line(r) + _elsewhere(r, frame, ties) for r in gates or ()]
     return "\n".join(lines) + "\n"
+
+
+def _aligned(rows: Sequence[tuple[str, ...]], left: set[int]) -> list[str]:
+    """``rows`` as text columns two spaces apart: columns in ``left`` flush left, the rest right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+
+
+# --------------------------------------------------------------------------- score judges, compact
+
+_SCORE_HEADER = ("judge", "missing", "parse fail", "errors", "exact", "within-1", "MAE", "r", "rho", "tau-b", "QWK",
+                 "95% CI")
+
+
+def _score_table_title(metrics: RunMetrics, marked: bool) -> str:
+    ref = metrics.score_reference_stats
+    assert ref is not None
+    return (f"score judges on {_items(ref.items)} (pointwise), scale {scale_text(ref.scale)}; exact, within-1, MAE, "
+            f"r, rho, tau-b and QWK against the reference {metrics.score_reference}; 95% CI of {metrics.score_interval}"
+            + ("; * gated" if marked else ""))
+
+
+def _score_reference_row(metrics: RunMetrics) -> tuple[str, ...]:
+    ref = metrics.score_reference_stats
+    assert ref is not None
+    return (str(ref.missing), str(ref.parse_failures), str(ref.errors), *("-" for _ in range(8)))
+
+
+def _score_ref_conclusive(metrics: RunMetrics) -> int | None:
+    ref = metrics.score_reference_stats
+    return ref.conclusive if ref is not None else None
+
+
+def _score_row(c: ScoreComparison) -> tuple[str, ...]:
+    ci = f"[{sig(c.interval[0])}, {sig(c.interval[1])}]" if c.interval else "n/a"
+    return (str(c.missing), str(c.parse_failures), str(c.errors),
+            f"{c.exact_matches}/{c.n} {sig(c.exact_agreement)}",
+            f"{c.within_1_matches}/{c.n} {sig(c.within_1_agreement)}",
+            sig(c.mae), sig(c.pearson), sig(c.spearman), sig(c.kendall_tau_b), sig(c.quadratic_kappa), ci)
+
+
+def score_na_line(c: ScoreComparison, reference_scored: int | None = None) -> str | None:
+    """One short line saying why a score judge's metrics or interval are n/a (None when all are
+    defined)."""
+    undefined = [name for name in SCORE_METRICS if c.metric(name) is None]
+    if c.interval is None and c.interval_metric is not None:
+        undefined.append("interval")
+    if not undefined:
+        return None
+    if c.n == 0:  # one cause for all of them
+        ref = f", {c.reference} {reference_scored}" if reference_scored is not None else ""
+        return (f"n/a {c.judge}: no item where both judges gave a score (scored verdicts of {c.items}: "
+                f"{c.judge} {c.conclusive}{ref})")
+    reasons: dict[str, list[str]] = {}
+    for name in undefined:
+        label = "95% CI" if name == "interval" else _SCORE_SHORT[name]
+        reasons.setdefault(_reason(c.notes.get(name, "undefined")), []).append(label)
+    return f"n/a {c.judge}: " + "; ".join(f"{', '.join(labels)}: {why}" for why, labels in reasons.items())
 
 
 def render_compact_markdown(metrics: RunMetrics, *, frame: str = "corrected", ties: str = "with",
@@ -378,19 +531,33 @@ def render_compact_markdown(metrics: RunMetrics, *, frame: str = "corrected", ti
     _check_frame(frame)
     check_ties(ties)
     gated = set(gated)
-    shown = metrics.comparisons(ties)
-    marked = bool(gated & set(shown))
-    lines = [f"### {_line(title or 'judge_eval report')}", "",
-             _cell(_table_title(metrics, frame, ties, marked)).replace("*", _STAR.strip()), "",
-             "| judge | inconclusive | missing | parse failures | errors | agreement [95% CI] | r | kappa |",
-             "|---|---:|---:|---:|---:|---|---:|---:|",
-             f"| {_cell(metrics.reference)} (reference) | " + " | ".join(_reference_row(metrics)) + " |"]
-    for name, frames in shown.items():
-        mark = _STAR if name in gated else ""
-        lines.append(f"| {_cell(name)}{mark} | " + " | ".join(_cell(cell) for cell in _row(frames[frame])) + " |")
-    notes = [line for frames in shown.values()
-             if (line := na_line(frames[frame], metrics.reference_stats.conclusive))]
-    notes += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+    lines = [f"### {_line(title or 'judge_eval report')}", ""]
+    notes = []
+    if metrics.has_pairwise:
+        shown = metrics.comparisons(ties)
+        marked = bool(gated & set(shown))
+        lines += [_cell(_table_title(metrics, frame, ties, marked)).replace("*", _STAR.strip()), "",
+                  "| judge | inconclusive | missing | parse failures | errors | agreement [95% CI] | r | kappa |",
+                  "|---|---:|---:|---:|---:|---|---:|---:|",
+                  f"| {_cell(metrics.reference)} (reference) | " + " | ".join(_reference_row(metrics)) + " |"]
+        for name, frames in shown.items():
+            mark = _STAR if name in gated else ""
+            lines.append(f"| {_cell(name)}{mark} | " + " | ".join(_cell(cell) for cell in _row(frames[frame])) + " |")
+        notes += [line for frames in shown.values()
+                  if (line := na_line(frames[frame], metrics.reference_stats.conclusive))]
+        notes += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+    if metrics.has_scores:
+        if metrics.has_pairwise:
+            lines.append("")
+        lines += [_cell(_score_table_title(metrics, bool(gated & set(metrics.scores)))).replace("*", _STAR.strip()),
+                  "", "| " + " | ".join(_SCORE_HEADER) + " |",
+                  "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
+                  f"| {_cell(metrics.score_reference)} (reference) | "
+                  + " | ".join(_score_reference_row(metrics)) + " |"]
+        for name, c in metrics.scores.items():
+            mark = _STAR if name in gated else ""
+            lines.append(f"| {_cell(name)}{mark} | " + " | ".join(_cell(cell) for cell in _score_row(c)) + " |")
+        notes += [line for c in metrics.scores.values() if (line := score_na_line(c, _score_ref_conclusive(metrics)))]
     if notes:
         lines += [""] + [f"- {_cell(note)}" for note in notes]
     if gates:
@@ -406,8 +573,9 @@ def render_markdown_report(metrics: RunMetrics, *, frame: str = "corrected", tie
     a ``<details>`` block."""
     gated = tuple(gated)
     every = render_markdown(metrics, ties=ties).partition("\n\n")[2]  # without its heading: the summary names it
+    summary = "Every metric, both frames" if metrics.has_pairwise else "Every metric"
     return (render_compact_markdown(metrics, frame=frame, ties=ties, gated=gated, title=title, gates=gates)
-            + "\n<details><summary>Every metric, both frames</summary>\n\n" + every + "\n</details>\n")
+            + f"\n<details><summary>{summary}</summary>\n\n" + every + "\n</details>\n")
 
 
 def render(metrics: RunMetrics, fmt: str = "text", *, title: str | None = None, ties: str = "with",

@@ -127,7 +127,8 @@ def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 def test_an_unreadable_test_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     run = write_run(tmp_path / "run")
-    deny(monkeypatch, "read_bytes", run / TEST_FILE)
+    for method in ("read_bytes", "open"):  # whole-file and line-at-a-time reads
+        deny(monkeypatch, method, run / TEST_FILE)
     err = in_process(capsys, "report", str(run))
     assert f"{run / TEST_FILE}: permission denied: cannot read this file" in err
 

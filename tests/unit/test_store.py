@@ -317,11 +317,21 @@ def deny(monkeypatch: pytest.MonkeyPatch, method: str, denied: Path) -> None:
 
 def test_an_unreadable_file_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_lines(tmp_path / "test_qa_complete.jsonl", [qa_line()])
-    deny(monkeypatch, "read_bytes", path)
+    for method in ("read_bytes", "open"):  # whole-file and line-at-a-time reads
+        deny(monkeypatch, method, path)
     with pytest.raises(RunFileError) as info:
         read_run(tmp_path)
     assert info.value.path == path
     assert "permission denied: cannot read this file" in str(info.value) and "chmod" in str(info.value)
+
+
+def test_report_gate_and_compare_read_a_line_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows they read stream (``Path.open``, a line at a time): the file is never read whole."""
+    from judge_eval.core.store import stream_split
+
+    path = write_lines(tmp_path / "test_qa_complete.jsonl", [qa_line(), qa_line(question="another")])
+    deny(monkeypatch, "read_bytes", path)
+    assert len(list(stream_split(tmp_path))) == 2
 
 
 def test_an_unreadable_folder_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
