@@ -8,6 +8,11 @@ environment variable that holds them.
 ``source`` says where the items come from: ``build`` (every stage, from a corpus), ``items``
 (your own pairs: the teacher judges them) or ``study`` (the study's items, verdicts and events:
 only the distillation and the students run).
+
+``judge`` says how the teacher and the students judge: ``pairwise`` (the study's
+``PairwiseComparisonEvaluator`` on pairs, both orders) or ``correctness`` (llama-index's
+``CorrectnessEvaluator`` rating each answer alone on the scale of ``[pipeline.correctness]``:
+pointwise items, score verdicts; ``judge_eval.live.correctness``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ APIS = ("openai", "openai-like", "hf-inference")
 CORPUS_KINDS = ("wikipedia", "directory")
 DISTILLERS = ("openai", "local-lora")
 SOURCES = ("build", "study", "items")
+JUDGES = ("pairwise", "correctness")
+
+#: ``CorrectnessEvaluator`` asks for "a score between 1 and 5" and its own example is "4.0":
+#: judges give halves too, so the default scale is 1 to 5 in steps of 0.5.
+CORRECTNESS_SCALE_SPEC = "1-5:0.5"
+CORRECTNESS_SCALE = (1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5)  # parse_scale(CORRECTNESS_SCALE_SPEC)
+#: The range the evaluator's prompt asks for; a declared scale must lie inside it.
+CORRECTNESS_RANGE = (1, 5)
 
 #: The study's question prompt (the notebook's QUESTION_GEN_PROMPT).
 STUDY_QUESTION_PROMPT = (
@@ -142,6 +155,29 @@ class Retry(Table):
     cap: Annotated[float, Field(ge=0.0)] = 60.0  # longest wait, also the cap on Retry-After
 
 
+class Correctness(Table):
+    """``[...pipeline.correctness]``: the scale the ``correctness`` judges' scores must be on. An
+    output whose first line is a number off this scale is ``output-cannot-be-parsed`` (with
+    ``scale = "1-5"``, a "4.5" is)."""
+
+    # "1-5", "1-5:0.5" or a list of numbers, as the importers' scale key (``parse_scale``)
+    scale: tuple[int | float, ...] = CORRECTNESS_SCALE
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, value: Any) -> Any:
+        from judge_eval.config.import_maps import parse_scale  # it imports this module
+
+        scale = parse_scale(value)
+        low, high = CORRECTNESS_RANGE
+        outside = [v for v in scale if not low <= v <= high]
+        if outside:
+            raise ValueError(f"{outside[0]!r} is outside {low}-{high}: CorrectnessEvaluator's prompt asks for a "
+                             f"score between {low} and {high}, so declare a scale within it (e.g. \"1-5\" or "
+                             f"\"{CORRECTNESS_SCALE_SPEC}\")")
+        return scale
+
+
 class StudentNames(Table):
     base_student: NonEmpty = "gpt_3p5"
     distilled_student: NonEmpty = "ft_gpt_3p5"
@@ -166,6 +202,9 @@ class PipelineConfig(Table):
     concurrency: Annotated[int, Field(ge=1)] = 1  # live stages: items in flight at once
     prices: dict[str, Price] = {}  # model (or name prefix) -> USD per 1M tokens, for cost estimates
     retry: Retry = Retry()
+    #: how the teacher and the students judge: pairs both ways, or each answer on a scale
+    judge: Literal["pairwise", "correctness"] = "pairwise"
+    correctness: Correctness | None = None  # judge "correctness": its scale (default 1-5 in halves)
 
     _items = field_validator("items", mode="before")(resolve_path)
 
@@ -180,6 +219,12 @@ class PipelineConfig(Table):
             missing.append("items (a folder with train_qa.jsonl and test_qa_complete.jsonl)")
         if missing:
             raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        if self.judge == "correctness" and self.source == "study":
+            raise ValueError("judge = 'correctness' needs source 'build' or 'items': the study's teacher "
+                             "verdicts (source 'study') are pairwise, so its students are judged pairwise too")
+        if self.correctness is not None and self.judge != "correctness":
+            raise ValueError(f"the correctness table applies only with judge = 'correctness' (judge is "
+                             f"{self.judge!r}); set judge = 'correctness' or remove the table")
         return self
 
     # The roles' models and a few derived names, as the stages read them.
@@ -213,6 +258,11 @@ class PipelineConfig(Table):
         return self.questions.prompt if self.questions else STUDY_QUESTION_PROMPT
 
     @property
+    def score_scale(self) -> tuple[int | float, ...]:
+        """The scale of the ``correctness`` judges (the default when no table gives one)."""
+        return (self.correctness or Correctness()).scale
+
+    @property
     def base_student_name(self) -> str:
         return self.names.base_student
 
@@ -240,6 +290,12 @@ class PipelineConfig(Table):
                "answer_qa_template": h(DEFAULT_TEXT_QA_PROMPT_TMPL),
                "answer_refine_template": h(DEFAULT_REFINE_PROMPT_TMPL),
                "judge_system": h(DEFAULT_SYSTEM_TEMPLATE), "judge_user": h(DEFAULT_USER_TEMPLATE)}
+        if self.judge == "correctness":
+            from llama_index.core.evaluation.correctness import (
+                DEFAULT_SYSTEM_TEMPLATE as CORRECTNESS_SYSTEM, DEFAULT_USER_TEMPLATE as CORRECTNESS_USER,
+            )
+
+            out.update(correctness_system=h(CORRECTNESS_SYSTEM), correctness_user=h(CORRECTNESS_USER))
         for spec in (self.teacher, self.student):
             if spec is not None and spec.grammar:
                 out[f"{spec.role}_grammar"] = h(spec.grammar)

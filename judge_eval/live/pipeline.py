@@ -332,7 +332,35 @@ def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAI
     return _with_verdicts(items, verdicts), events
 
 
+def stage_score(ctx: Context, stage: str, name: str, split: str, items: list[QAItem], spec: ModelSpec,
+                judge: str, *, capture: bool = False) -> tuple[list[QAItem], list[Any]]:
+    """``stage_judge`` for ``pipeline.judge = "correctness"``: one ``CorrectnessEvaluator`` call per
+    pointwise item, score verdicts on the profile's scale (``judge_eval.live.correctness``)."""
+    from judge_eval.live.correctness import score_items
+
+    scale = ctx.config.score_scale
+
+    def run(replay: bool):
+        return ctx.run_async(score_items(items, _llm(spec, replay, ctx), judge, scale, capture=capture,
+                                         journal=None if replay else ctx.journal(name, split),
+                                         on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
+
+    verdicts, events = ctx.run_stage(stage, split, run, name=name)
+    sources: dict[str, int] = {}
+    for v in verdicts:
+        sources[v.source] = sources.get(v.source, 0) + 1
+    ctx.counts[f"verdicts_{judge}_{split}"] = sources
+    return _with_verdicts(items, verdicts), events
+
+
 def stage_teacher(ctx: Context, split: str, items: list[QAItem]) -> tuple[list[QAItem], list[Any]]:
+    if ctx.config.judge == "correctness":  # each answer its own item, rated on a scale
+        from judge_eval.live.correctness import TEACHER_CASSETTE, pointwise_items
+
+        items = pointwise_items(items)
+        ctx.counts[f"pointwise_items_{split}"] = len(items)
+        return stage_score(ctx, "teacher", TEACHER_CASSETTE, split, items, ctx.config.teacher,
+                           ctx.profile.reference, capture=(split == "train"))
     return stage_judge(ctx, "teacher", "teacher", split, items, ctx.config.teacher, ctx.profile.reference,
                        capture=(split == "train"))
 
@@ -340,12 +368,19 @@ def stage_teacher(ctx: Context, split: str, items: list[QAItem]) -> tuple[list[Q
 def stage_resolve(ctx: Context, train: list[QAItem], events: list[Any]) -> list[Any]:
     from judge_eval.core.events import key_events, resolve_events
 
-    resolved = resolve_events(train, key_events(events), teacher=ctx.profile.reference)
+    if ctx.config.judge == "correctness":  # the event of every train item the teacher scored
+        from judge_eval.live.correctness import TEACHER_CASSETTE, resolve_score_events
+
+        resolved = resolve_score_events(train, events, teacher=ctx.profile.reference)
+        cassette_name = TEACHER_CASSETTE
+    else:
+        resolved = resolve_events(train, key_events(events), teacher=ctx.profile.reference)
+        cassette_name = "teacher"
     ctx.counts["events"] = len(events)
     ctx.counts["resolved_events"] = len(resolved)
     if not resolved:
         raise JudgeEvalError("the teacher gave no conclusive verdict on any train item, so there is "
-                             "nothing to distil; look at its outputs in the teacher-train cassette")
+                             f"nothing to distil; look at its outputs in the {cassette_name}-train cassette")
     return resolved
 
 
@@ -411,11 +446,15 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
 
 def stage_students(ctx: Context, items: list[QAItem], distilled: Any) -> list[QAItem]:
     cfg = ctx.config
-    items, _ = stage_judge(ctx, "students", "student-base", "test", items, cfg.student, cfg.base_student_name)
+    judge, base_name, distilled_name = stage_judge, "student-base", "student-distilled"
+    if cfg.judge == "correctness":  # the teacher's pointwise test items, rated the same way
+        from judge_eval.live.correctness import BASE_STUDENT_CASSETTE, DISTILLED_STUDENT_CASSETTE
+
+        judge, base_name, distilled_name = stage_score, BASE_STUDENT_CASSETTE, DISTILLED_STUDENT_CASSETTE
+    items, _ = judge(ctx, "students", base_name, "test", items, cfg.student, cfg.base_student_name)
     ft_spec = cfg.student.model_copy(update={
         "model": distilled.model, "base_url": distilled.manifest.get("base_url") or cfg.student.base_url})
-    items, _ = stage_judge(ctx, "students", "student-distilled", "test", items, ft_spec,
-                           cfg.distilled_student_name)
+    items, _ = judge(ctx, "students", distilled_name, "test", items, ft_spec, cfg.distilled_student_name)
     return items
 
 
@@ -448,6 +487,9 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
         "models_configured": models,
         "servers": ctx.observed,  # per cassette: models and fingerprints the servers reported
         "prompt_hashes": cfg.prompt_hashes(),
+        "judging": ({"kind": "correctness", "evaluator": "CorrectnessEvaluator", "scale": list(cfg.score_scale),
+                     "reference_answer": "the item's source passage"} if cfg.judge == "correctness"
+                    else {"kind": "pairwise", "evaluator": "PairwiseComparisonEvaluator"}),
         "distillation": distilled.manifest,
         "counts": ctx.counts,
         "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
@@ -534,6 +576,38 @@ def modes_from(stage: str | None, mode: str) -> dict[str, str]:
 def planned_calls(ctx: Context) -> list[tuple[str, str, str]]:
     """What a live recording of the profile would call, per stage, before making any call:
     (stage, calls, how the number is reached). Upper bounds where the models decide."""
+    rows = _planned_pairwise(ctx)
+    return _planned_correctness(ctx, rows) if ctx.config.judge == "correctness" else rows
+
+
+def _planned_correctness(ctx: Context, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The pairwise plan with its judging rows replaced: one ``CorrectnessEvaluator`` call per
+    pointwise item (each answer of a pair is one) and judge; stage names are the cassettes'."""
+    from judge_eval.live.correctness import TEACHER_CASSETTE, pointwise_items
+
+    cfg = ctx.config
+    if cfg.source == "items":
+        from judge_eval.core.store import read_run
+
+        given = read_run(cfg.items, require=("train", "test"))
+        items = {split: len(pointwise_items(list(given.items(split)))) for split in ("train", "test")}
+        how = {split: f"{n} given answers x 1 call" for split, n in items.items()}
+    else:
+        items = {split: 2 * cfg.questions[split] for split in ("train", "test")}
+        how = {split: f"{cfg.questions[split]} questions x 2 answers x 1 call" for split in ("train", "test")}
+    out = []
+    for stage, calls, why in rows:
+        split = stage.removeprefix("teacher-")
+        if split in items:
+            out.append((f"{TEACHER_CASSETTE}-{split}", f"<= {items[split]}", how[split]))
+        elif stage == "students":
+            out.append((stage, f"<= {2 * items['test']}", f"2 students x {items['test']} answers x 1 call"))
+        else:
+            out.append((stage, calls, why))
+    return out
+
+
+def _planned_pairwise(ctx: Context) -> list[tuple[str, str, str]]:
     cfg = ctx.config
     rows: list[tuple[str, str, str]] = []
     distill = ("distill", "local LoRA training, no API call" if cfg.distill.kind == "local-lora"

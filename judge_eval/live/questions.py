@@ -76,6 +76,7 @@ async def generate_questions(documents: Sequence[Any], llm: Any, *, count: int, 
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.evaluation import DatasetGenerator
 
+    from judge_eval.core.progress import progress
     from judge_eval.recording.rerecord_stable import sort_key
 
     nodes = chunk(documents, chunk_size)
@@ -86,9 +87,12 @@ async def generate_questions(documents: Sequence[Any], llm: Any, *, count: int, 
         with sort_key(position):
             generator = DatasetGenerator(nodes=[node], llm=llm, callback_manager=CallbackManager([]),
                                          question_gen_query=prompt)
-            return await generator.agenerate_questions_from_nodes()
+            questions = await generator.agenerate_questions_from_nodes()
+        bar.update(1)
+        return questions
 
-    with known_deprecations_dropped():  # see FORCED_DEPRECATIONS
+    # a CI log gets start, progress and end lines: on a CPU server this stage takes minutes
+    with known_deprecations_dropped(), progress(num, "questions (one call per chunk)") as bar:
         per_chunk = await asyncio.gather(*(one(k, node) for k, node in enumerate(nodes[:num])))
     raw = [question for questions in per_chunk for question in questions][:num]
     return clean_questions(raw, count)
