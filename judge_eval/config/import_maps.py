@@ -36,8 +36,9 @@ win over the table's keys.
 
 from __future__ import annotations
 
+import math
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation, getcontext
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence, Union
 
@@ -90,6 +91,14 @@ def _decimal(text: str) -> Decimal:
     return Decimal(text.strip())
 
 
+def _as_float(value: int | float) -> float:
+    """``float(value)``, infinite for an integer beyond every float (instead of an OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def _plain(value: Decimal) -> int | float:
     """A scale value as the run stores it: an int when whole (``4``, not ``4.0``), else the
     float nearest the decimal (``0.1`` steps give ``0.3``, never ``0.30000000000000004``)."""
@@ -112,16 +121,21 @@ def parse_scale(spec: str | Sequence[Any]) -> tuple[int | float, ...]:
                 raise ValueError(f"HIGH must be above LOW; {_SCALE_HELP}")
             if not step > 0:
                 raise ValueError(f"the step must be above 0; {_SCALE_HELP}")
-            count, rest = divmod(high - low, step)
+            try:
+                count, rest = divmod(high - low, step)
+            except InvalidOperation:  # a count of more digits than Decimal's precision (28)
+                raise ValueError(f"more than 10**{getcontext().prec} values; a scale has at most "
+                                 f"{MAX_SCALE_VALUES}") from None
             if rest:
                 raise ValueError(f"steps of {step} from {low} do not reach {high}; pick a step that "
                                  "divides HIGH - LOW")
             if count + 1 > MAX_SCALE_VALUES:
                 raise ValueError(f"{count + 1} values; a scale has at most {MAX_SCALE_VALUES}")
-            return tuple(_plain(low + k * step) for k in range(int(count) + 1))
-        if "," not in spec:
+            values = [_plain(low + k * step) for k in range(int(count) + 1)]
+        elif "," not in spec:
             raise ValueError(f"not a scale spec; {_SCALE_HELP}")
-        values = [_plain(_decimal(part)) for part in spec.split(",") if part.strip()]
+        else:
+            values = [_plain(_decimal(part)) for part in spec.split(",") if part.strip()]
     elif isinstance(spec, (list, tuple)):
         values = []
         for value in spec:
@@ -136,6 +150,10 @@ def parse_scale(spec: str | Sequence[Any]) -> tuple[int | float, ...]:
                          f"({_SCALE_HELP})")
     if len(values) > MAX_SCALE_VALUES:
         raise ValueError(f"{len(values)} values; a scale has at most {MAX_SCALE_VALUES}")
+    for value in values:
+        if not math.isfinite(_as_float(value)):  # only an integer gets here (the others were refused above)
+            raise ValueError(f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits is not a "
+                             f"finite number (within the range of a 64-bit float); {_SCALE_HELP}")
     for before, after in zip(values, values[1:]):
         if not after > before:
             raise ValueError(f"{after!r} does not come after {before!r}: list the scores in strictly "

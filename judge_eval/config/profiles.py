@@ -10,6 +10,7 @@ threshold out of range raises ``ConfigError`` naming the key path, the value and
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -102,9 +103,11 @@ class Profile(Table):
             "max_score_ci_high", t.max_score_ci_high, "min_score_ci_low")
         if wrong[1] is not None:
             better = "lower" if lower_better else "higher"
+            instead = ("score_interval to a metric where higher is better" if lower_better
+                       else 'score_interval = "mae"')
             raise ValueError(f"thresholds.{wrong[0]} = {wrong[1]!r} does not fit score_interval = "
                              f"{self.score_interval!r} ({better} is better): gate its interval with {wrong[2]}, "
-                             f"or set score_interval to a metric {'where higher is better' if lower_better else 'mae'}")
+                             f"or set {instead}")
         return self
 
 
@@ -130,6 +133,9 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line L, column C)"
         raise ConfigError(f"{path}: TOML syntax error: {exc}. Fix the file at that line and column") from None
+    except ValueError:  # tomllib's plain ValueError: an integer longer than Python converts from text
+        raise ConfigError(f"{path}: holds an integer of more than {sys.get_int_max_str_digits()} digits, more than "
+                          "a setting can mean. Fix the file (no line is known)") from None
 
 
 def has_judge_eval(data: dict[str, Any]) -> bool:

@@ -228,6 +228,7 @@ class _Builder:
         self.scores: dict[str, array] = {}
         self.sources: dict[str, array] = {}
         self.scales: dict[str, tuple[float, ...]] = {}
+        self.declared: dict[str, Sequence[float]] = {}  # each judge's scale as first given (checked)
         self.first_item: dict[str, str] = {}
 
     def add_row(self, row: tuple[str, str, int, int, Sequence[tuple[str, float | None, str]]]) -> None:
@@ -254,6 +255,7 @@ class _Builder:
                 raise JudgeEvalError(f"item {ident!r}: the score verdict of judge {llm!r} has no scale")
             known = self.scales.get(llm)
             if known is None:
+                self.declared[llm] = scale
                 scale = _as_scale(scale)
                 problem = _scale_problem(scale)
                 if problem:
@@ -263,7 +265,7 @@ class _Builder:
                 self.first_item[llm] = ident
                 self.scores[llm] = array("d", [nan]) * n
                 self.sources[llm] = array("b", [_MISSING]) * n
-            elif known is not scale and known != _as_scale(scale):
+            elif scale is not self.declared[llm] and known != _as_scale(scale):  # a store row repeats one object
                 raise JudgeEvalError(f"item {ident!r}: judge {llm!r} declares the scale {scale_text(scale)} but "
                                      f"{scale_text(known)} on item {self.first_item[llm]!r}; a judge keeps one scale")
             if (score is None) != (code != _SCORED):
@@ -606,7 +608,9 @@ def _compared(table: ScoreTable, judge: str, reference: str) -> tuple[ScoreColum
     r, c = table.column(reference), table.column(judge)
     if r.scale != c.scale:
         raise JudgeEvalError(f"judge {judge!r} scores on {scale_text(c.scale)} but the reference {reference!r} on "
-                             f"{scale_text(r.scale)}; a score judge is compared with a reference on the same scale")
+                             f"{scale_text(r.scale)}; a score judge is compared with a reference on the same scale. "
+                             "How to fix: give the judges of each scale, with a reference on that scale, a run "
+                             "directory of its own (judge-eval import scores once per scale)")
     both = np.flatnonzero(r.conclusive & c.conclusive)
     return r, c, both[np.argsort(table.rank[both], kind="stable")]
 

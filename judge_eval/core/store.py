@@ -35,6 +35,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,6 +410,9 @@ def _loads(path: Path, lineno: int | None, raw: bytes) -> Any:
         raise RunFileError(path, f"not valid JSON ({exc})", line=lineno) from None
     except RecursionError:
         raise RunFileError(path, _TOO_DEEP, line=lineno) from None
+    except ValueError:  # json's plain ValueError: an integer longer than Python converts from text
+        raise RunFileError(path, f"holds an integer of more than {sys.get_int_max_str_digits()} digits, more "
+                           "than a run (or an import) reads", line=lineno) from None
     surrogates = _SURROGATE_ESCAPE.search(raw) is not None
     # Walking the value is the costliest part of reading a line; skip it when it cannot fail:
     # no surrogate escape, and too few brackets for MAX_DEPTH + 1 nested arrays/objects.

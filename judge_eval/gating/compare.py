@@ -42,6 +42,7 @@ counts).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,7 +52,7 @@ import numpy as np
 from judge_eval.errors import JudgeEvalError, RunFileError
 from judge_eval.core.metrics import (Comparison, Items, JudgeStats, VerdictTable, as_table, bootstrap_means,
                                      discover_judges, frame_score, run_metrics)
-from judge_eval.core.items import SCORE_SOURCES, QAItem, scale_text
+from judge_eval.core.items import SCORE_SOURCES, SCORED, QAItem, scale_text
 from judge_eval.core.scores import (ScoreColumn, ScoreComparison, ScoreStats, ScoreTable, item_errors,
                                     paired_errors, split_tables)
 
@@ -83,12 +84,24 @@ SCORE_RATES = {"exact_agreement": "exact agreement", "within_1_agreement": "with
                "interval_low": "CI low", "interval_high": "CI high"}
 
 
+#: Up to this many discordant pairs the McNemar tail is summed in exact integers; above, each
+#: addition costs O(n) bits (76 s at 800,000 pairs), so it is summed in floats from the largest
+#: term down (``_binomial_tail_half``), to about 1e-12 relative.
+EXACT_SUM_MAX = 20_000
+
+
 def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs."""
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs: twice the binomial
+    tail P(X <= min(b, c)), X ~ Binomial(b + c, 1/2), at most 1 (summed in exact integers up to
+    ``EXACT_SUM_MAX`` pairs, in floats above)."""
     n = b + c
     if n == 0:
         return 1.0
     k = min(b, c)
+    if 2 * k + 1 >= n:  # b and c equal or one apart: the tail holds half the distribution or more
+        return 1.0
+    if n > EXACT_SUM_MAX:
+        return min(1.0, 2 * _binomial_tail_half(k, n))
     # sum of comb(n, i) for i <= k, each term from the last (exact integers: comb(n, i) called
     # afresh for every i took minutes at 15,000 discordant pairs)
     term = total = 1
@@ -97,6 +110,56 @@ def mcnemar_exact(b: int, c: int) -> float:
         total += term
     tail = total / 2 ** n
     return min(1.0, 2 * tail)
+
+
+_STIRLING = (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188)
+
+
+def _stirling_error(n: int) -> float:
+    """ln(n!) - ln(sqrt(2 pi n) (n/e)^n), accurate where the difference of the two would not be
+    (Loader, "Fast and accurate computation of binomial probabilities", 2000)."""
+    if n <= 15:
+        return math.lgamma(n + 1) - (n + 0.5) * math.log(n) + n - 0.5 * math.log(2 * math.pi)
+    nn = n * n
+    s0, s1, s2, s3, s4 = _STIRLING
+    if n > 500:
+        return (s0 - s1 / nn) / n
+    if n > 80:
+        return (s0 - (s1 - s2 / nn) / nn) / n
+    if n > 35:
+        return (s0 - (s1 - (s2 - s3 / nn) / nn) / nn) / n
+    return (s0 - (s1 - (s2 - (s3 - s4 / nn) / nn) / nn) / nn) / n
+
+
+def _deviance(x: float, mean: float) -> float:
+    """x ln(x / mean) + mean - x, without its cancellation when x is near mean (Loader's bd0)."""
+    if abs(x - mean) >= 0.1 * (x + mean):
+        return x * math.log(x / mean) + mean - x
+    v = (x - mean) / (x + mean)
+    s, ej, j = (x - mean) * v, 2 * x * v, 1
+    while True:
+        ej *= v * v
+        following = s + ej / (2 * j + 1)
+        if following == s:
+            return s
+        s, j = following, j + 1
+
+
+def _binomial_tail_half(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), k <= n / 2: the probability of k from Loader's
+    formula, then the terms below it, each the last times i / (n - i + 1), until they no longer
+    count."""
+    if k == 0:
+        return math.exp(-n * math.log(2))
+    log_pk = (_stirling_error(n) - _stirling_error(k) - _stirling_error(n - k) - _deviance(k, n / 2)
+              - _deviance(n - k, n / 2) + 0.5 * math.log(n / (2 * math.pi * k * (n - k))))
+    term = total = 1.0
+    for i in range(k, 0, -1):
+        term *= i / (n - i + 1)
+        total += term
+        if term < 1e-17 * total:
+            break
+    return math.exp(log_pk) * total
 
 
 def agreement_vector(items: Items, judge: str, reference: str) -> np.ndarray:
@@ -440,6 +503,7 @@ def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                         reference, seed=seed, resamples=resamples, **{**score_options, "scores": new_scores})
     judges = [j for j in old_m.judges if j in new_m.judges]
     score_judges = [j for j in old_m.scores if j in new_m.scores]
+    _check_gated_compared(gated, judges, score_judges, old_m, new_m, profile, old_path, new_path)
     removed = [j for j in (*old_m.judges, *old_m.scores) if j not in new_m.judges and j not in new_m.scores]
     added = [j for j in (*new_m.judges, *new_m.scores) if j not in old_m.judges and j not in old_m.scores]
     old_failures: dict[str, set[str]] = {}
@@ -502,6 +566,23 @@ def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                          score_reference_new=_score_reference_counts(new_m.score_reference_stats) if has_scores else {})
 
 
+def _check_gated_compared(gated: Sequence[str], judges: Sequence[str], score_judges: Sequence[str], old_m: Any,
+                          new_m: Any, profile: Any, old_path: str, new_path: str) -> None:
+    """Every gated judge is compared (a pairwise or a score judge in both runs): one that is not
+    (the reference itself, or a judge of one kind in one run and of the other in the other) would
+    otherwise be left out without a word, and the comparison say OK on it."""
+    from judge_eval.gating.gates import reference_gated
+
+    for j in gated:
+        if j in judges or j in score_judges:
+            continue
+        if j in (old_m.reference, old_m.score_reference, new_m.reference, new_m.score_reference):
+            raise JudgeEvalError(reference_gated(j, profile.name if profile is not None else "(none)"))
+        old_kind, new_kind = ("a pairwise judge" if j in m.judges else "a score judge" for m in (old_m, new_m))
+        raise JudgeEvalError(f"gated judge {j!r} is {old_kind} in run {old_path} but {new_kind} in run {new_path}, "
+                             "so it cannot be compared; compare runs in which it keeps its kind")
+
+
 def _score_reference_counts(stats: ScoreStats | None) -> dict[str, int]:
     """The score reference's SCORE_REFERENCE_COUNTS."""
     assert stats is not None
@@ -515,13 +596,13 @@ def _score_values(c: ScoreComparison) -> dict[str, float | int | None]:
     return {k: extra[k] if k in extra else getattr(c, k) for k in (*SCORE_COUNTS, *SCORE_RATES)}
 
 
-def _score_str(column: ScoreColumn, i: int) -> str:
-    """``scored 4``, ``output-cannot-be-parsed``, ``error`` or ``missing``: one verdict of a column."""
-    code = int(column.source[i])
-    if code < 0:
-        return "missing"
-    source = SCORE_SOURCES[code]
-    return f"{source} {scale_text([column.score[i]])[1:-1]}" if column.conclusive[i] else source
+def _score_strs(column: ScoreColumn, rows: np.ndarray) -> list[str]:
+    """``scored 4``, ``output-cannot-be-parsed``, ``error`` or ``missing``: the verdicts of a column
+    at positions ``rows``, each looked up by position (a column-wide mask per item made listing n
+    changed items O(n^2)), the text of each score of the scale made once."""
+    scored = {float(v): f"{SCORED} {scale_text([v])[1:-1]}" for v in column.scale}
+    return ["missing" if code < 0 else scored[score] if SCORE_SOURCES[code] == SCORED else SCORE_SOURCES[code]
+            for code, score in zip(column.source[rows].tolist(), column.score[rows].tolist())]
 
 
 def _paired_interval(old: np.ndarray, new: np.ndarray, *, seed: int, resamples: int) -> tuple[float, float] | None:
@@ -558,8 +639,9 @@ def _compare_score_judge(judge: str, old_s: ScoreTable, new_s: ScoreTable, old_c
     lost_scored = int(np.count_nonzero(o_scored & ~n_scored))
     gained_scored = int(np.count_nonzero(~o_scored & n_scored))
     same = (oc.source[order] == nc.source[new_order]) & ((o_score == n_score) | (np.isnan(o_score) & np.isnan(n_score)))
-    changed = [ChangedItem(old_s.ids[int(order[k])], _score_str(oc, int(order[k])), _score_str(nc, int(new_order[k])))
-               for k in np.flatnonzero(~same).tolist()]
+    moved = np.flatnonzero(~same)
+    changed = [ChangedItem(old_s.ids[i], before, after) for i, before, after in
+               zip(order[moved].tolist(), _score_strs(oc, order[moved]), _score_strs(nc, new_order[moved]))]
     error_p, exact_p = mcnemar_exact(pe.worsened, pe.improved), mcnemar_exact(lost_exact, gained_exact)
     scored_p = mcnemar_exact(lost_scored, gained_scored)
     old_v, new_v = _score_values(old_c), _score_values(new_c)

@@ -343,7 +343,16 @@ def check_reference(metrics: RunMetrics, profile: Profile, *, run_dir: Path | st
     return [r.failure for r in reference_results(metrics, profile, run_dir=run_dir) if r.failure is not None]
 
 
+def reference_gated(judge: str, profile: str) -> str:
+    """Why a profile cannot gate its own reference: every metric compares a judge with it."""
+    return (f"gated judge {judge!r} is the reference of profile {profile!r}: every other judge is compared with "
+            f"it, so it has no metric of its own to gate. Remove it from `gated` in "
+            f"[tool.judge_eval.profiles.{profile}], or name another judge the reference")
+
+
 def _unknown_judge(metrics: RunMetrics, judge: str, profile: Profile, run_dir: Path | str) -> JudgeEvalError:
+    if (judge == metrics.reference and metrics.has_pairwise) or judge == metrics.score_reference:
+        return JudgeEvalError(reference_gated(judge, profile.name))
     return JudgeEvalError(
         f"profile {profile.name!r} gates judge {judge!r}, but the run {run_dir} has no verdicts "
         f"by it; judges found: {', '.join([*metrics.judges, *metrics.scores]) or 'none'}. Fix `gated` in "

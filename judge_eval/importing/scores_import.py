@@ -131,10 +131,15 @@ def _cell(rec: Record, column: str) -> tuple[str, str, float | None] | None:
         shown = "true" if value else "false"
         return shown, shown, None
     if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer can be beyond every float
+            raise rec.fail(column, f"an integer of {len(str(abs(value)))} digits is not a finite number (within "
+                           "the range of a 64-bit float)") from None
+        if not math.isfinite(number):
             raise rec.fail(column, f"{value!r} is not a finite number")
         shown = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-        return normal_value(shown), shown, float(value)
+        return normal_value(shown), shown, number
     if not isinstance(value, str):
         raise rec.fail(column, f"expected a score (a number or a text label), found {kind_of(value)}")
     if not value.strip():
@@ -218,6 +223,11 @@ def import_scores(src: Path | str, cmap: ScoresMap, *, map_name: str | None = No
     for name in ("scored", "unparseable", "errors", "missing"):
         result.counts[name] = {judge: counts[name] for judge, counts in tally.items()}
     judges = list(cmap.judges)
+    # every verdict that is not a score, shown where it is read first (run.json keeps the same counts)
+    result.notes += [f"  {judge}: {c['scored']} scored, {c['unparseable']} unparseable, {c['errors']} errors, "
+                     f"{c['missing']} missing" + (" (no verdict: the judge is in no item of the run)"
+                                                  if c["missing"] == sum(c.values()) else "")
+                     for judge, c in tally.items()]
     result.notes.append(f"score judges: {', '.join(judges)} on {scale_text(scale)}; no reference judge is chosen: "
                         f"pass one to report and gate (judge-eval report OUT_DIR --reference {judges[0]})")
     return result

@@ -97,7 +97,7 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
     for n, j in enumerate(shown):
         cm = confusion(items, j, metrics.reference)
         axc = fig.add_subplot(grid[1 + n // cols, n % cols])
-        axc.imshow(cm, cmap="Blues")
+        axc.imshow(cm, cmap="Blues", vmin=0)  # from 0: the text colour below is picked on that scale
         for (r, c), v in np.ndenumerate(cm):
             axc.text(c, r, str(v), ha="center", va="center", fontsize=9,
                      color="white" if v > cm.max() / 2 else "black")
@@ -164,7 +164,7 @@ def _score_panels(axm: Any, axs: Any, table: ScoreTable, metrics: RunMetrics, ju
     cm = score_confusion(table, judge, reference)
     labels = [scale_text([v])[1:-1] for v in cm.scale]
     k = len(cm.scale)
-    axm.imshow(cm.counts, cmap="Blues")
+    axm.imshow(cm.counts, cmap="Blues", vmin=0)  # from 0, as the text colour's threshold (half the largest)
     if k <= 12:  # the counts stay legible
         for (r, c), v in np.ndenumerate(cm.counts):
             axm.text(c, r, str(v), ha="center", va="center", fontsize=8 if k <= 6 else 6,

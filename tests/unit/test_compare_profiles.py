@@ -416,3 +416,69 @@ def test_a_profile_that_is_not_a_name_is_refused(tmp_path: Path, project: Path, 
     err = capsys.readouterr().err
     assert err.startswith(f"judge-eval: error: {new / RUN_JSON}: key 'profile' should name a profile, found 7. "
                           "How to fix: fix run.json, or pass --profile NAME")
+
+
+# --------------------------------------------------------------- a profile gating its own reference
+
+def _point_run(folder: Path, teacher: list[int], student: list[int]) -> Path:
+    """A run of pointwise items (one answer, score verdicts on 1-5) by ``teacher`` and ``student``."""
+    folder.mkdir(parents=True)
+    lines = [{"question": f"Question {n}?", "answers": [{"model": "m", "text": f"answer {n}"}], "source": "",
+              "evaluations": [{"llm": llm, "score": s, "text": str(s), "source": "scored", "kind": "score",
+                               "scale": [1, 2, 3, 4, 5]} for llm, s in (("teacher", t), ("student", j))]}
+             for n, (t, j) in enumerate(zip(teacher, student))]
+    (folder / "test_qa_complete.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["pairwise", "score"])
+def test_a_profile_gating_its_reference_is_refused_never_ok(tmp_path: Path, capsys, kind: str) -> None:
+    """The reference is compared with nothing, so gating it checked nothing: compare said "OK: no
+    gated judge to check" and exited 0, a gate passing by omission."""
+    config = tmp_path / "pyproject.toml"
+    config.write_text('[tool.judge_eval.profiles.self]\nreference = "teacher"\ngated = ["teacher"]\n')
+    if kind == "pairwise":
+        old = write(tmp_path / "old", {"teacher": "1111", "student": "1111"})
+        new = write(tmp_path / "new", {"teacher": "1111", "student": "0000"})
+    else:
+        old = _point_run(tmp_path / "old", [1, 2, 3, 4], [1, 2, 3, 4])
+        new = _point_run(tmp_path / "new", [1, 2, 3, 4], [5, 5, 5, 5])
+    assert main(["compare", str(old), str(new), "--config", str(config), "--profile", "self"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert err.startswith("judge-eval: error: ") and err.count("\n") == 0
+    assert "gated judge 'teacher' is the reference" in err and "[tool.judge_eval.profiles.self]" in err
+
+
+def test_a_gated_judge_that_changed_kind_is_refused_never_ok(tmp_path: Path, capsys) -> None:
+    """Judge x gives pairwise verdicts in the old run and score verdicts in the new one (both runs
+    hold 2 pairs and 2 pointwise items): it is in neither the pairwise nor the score comparison."""
+    config = tmp_path / "pyproject.toml"
+    config.write_text('[tool.judge_eval.profiles.k]\nreference = "gpt_4"\nscore_reference = "teacher"\n'
+                      'gated = ["x"]\n')
+
+    def run(folder: Path, x_kind: str) -> Path:
+        folder.mkdir()
+        lines = []
+        for n in range(2):
+            pair = [{"llm": "gpt_4", "score": 1.0, "text": "[[A]]", "source": "original"}]
+            point = [{"llm": "teacher", "score": 3, "text": "3", "source": "scored", "kind": "score",
+                      "scale": [1, 2, 3, 4, 5]}]
+            if x_kind == "pairwise":
+                pair.append({"llm": "x", "score": 1.0, "text": "[[A]]", "source": "original"})
+            else:
+                point.append({**point[0], "llm": "x"})
+            lines.append({"question": f"Pair {n}?", "answers": [{"model": "a", "text": "one"},
+                                                                 {"model": "b", "text": "two"}],
+                          "source": "", "evaluations": pair})
+            lines.append({"question": f"Point {n}?", "answers": [{"model": "a", "text": "one"}], "source": "",
+                          "evaluations": point})
+        (folder / "test_qa_complete.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return folder
+
+    old, new = run(tmp_path / "old", "pairwise"), run(tmp_path / "new", "score")
+    assert main(["compare", str(old), str(new), "--config", str(config), "--profile", "k"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("judge-eval: error: gated judge 'x' is a pairwise judge in run ")
+    assert "but a score judge in run " in err and err.count("\n") == 1
