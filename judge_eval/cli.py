@@ -302,6 +302,25 @@ def cmd_record(args: argparse.Namespace, s: Resolved) -> int:
     return 0
 
 
+def cmd_canary(args: argparse.Namespace, s: Resolved) -> int:
+    """Re-ask a seeded sample of the profile's recorded judging stage live; the table, what
+    changed, then PASS/FAIL. Exit 1 when a judge drifted or a gated judge could not be checked, 2
+    when nothing at all was compared (``judge_eval.orchestration.canary``)."""
+    from judge_eval.orchestration.canary import canary, render
+
+    profile = _load_profile(args)
+    study = _study_dir(args, profile).value if profile.pipeline is not None and profile.pipeline.source == "study" \
+        else None
+    result = canary(profile, sample=args.sample, seed=args.seed, out_dir=args.out, study_dir=study,
+                    judges=args.judges, cassette_root=profile.source.parent / "cassettes")
+    sys.stdout.write(render(result))
+    if result.exit_status == 2:
+        raise JudgeEvalError(f"canary of profile {profile.name}: nothing was compared (every judge skipped, or "
+                             f"none of its items could be sent or answered; reasons above). Check the servers, "
+                             f"the keys and the base URLs, or ask fewer judges with --judge")
+    return result.exit_status
+
+
 def cmd_fetch_study(args: argparse.Namespace, s: Resolved) -> int:
     from judge_eval.orchestration.fetch_study import STUDY_BASE_URL, fetch_study
 
@@ -548,6 +567,33 @@ def _parser() -> argparse.ArgumentParser:
                      "directory made when --run-dir is not given: server logs, adapter, journals) after a "
                      "recording that succeeded; its path and size are printed either way")
     rec.add_argument("--study-dir", type=Path, default=None, help="the study's run files, for profiles that "
+                     "distil it (default: JUDGE_EVAL_STUDY_DIR, else the ini key judge_eval_study_dir, else "
+                     "the study profile's data, else ../shared/seed_run)")
+
+    can = _add_command(
+        sub, "canary", cmd_canary,
+        help="re-ask a seeded sample of a profile's recorded judging stage live (teacher and students) and "
+             "exit 1 when a judge's verdicts moved more than chance allows",
+        description="re-ask a seeded sample of the test items of a profile's recorded judging stage live, teacher "
+                    "and students. Each request is rebuilt by the stage's own code and checked against the "
+                    "cassette first (a mismatch is reported, not sent). Per judge: items compared, changed "
+                    "items, share unchanged, and an exact McNemar test on agreement with the reference's recorded "
+                    "verdicts. Exit 1 when a test is significant (the profile's canary.alpha), a share unchanged "
+                    "is below canary.min_unchanged, or a gated judge could not be checked; exit 2 when nothing "
+                    "could be compared. The cassettes are never written.",
+        example=_example("judge-eval canary --profile openai --sample 20 --seed 0 --out canary-run  # keys in the env"))
+    can.add_argument("--profile", required=True, help="profile with a recorded pipeline")
+    can.add_argument("--config", type=Path, default=None,
+                     help="pyproject.toml holding the profiles (default: the nearest one above the current folder)")
+    can.add_argument("--sample", type=positive_int, required=True, metavar="N",
+                     help="test items to re-ask, an integer >= 1 (more than the recording has: all of them)")
+    can.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                     help="seed of the sample, an integer >= 0 (default 0: the same items every run)")
+    can.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="the canary's run directory, new or empty (default: a new temporary folder, printed)")
+    can.add_argument("--judge", dest="judges", action="append", default=None, metavar="NAME",
+                     help="re-ask only this judge; repeat for each (default: teacher and both students)")
+    can.add_argument("--study-dir", type=Path, default=None, help="the study's run files, for profiles that "
                      "distil it (default: JUDGE_EVAL_STUDY_DIR, else the ini key judge_eval_study_dir, else "
                      "the study profile's data, else ../shared/seed_run)")
 

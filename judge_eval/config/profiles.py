@@ -68,6 +68,24 @@ class Thresholds(Table):
     max_score_ci_high: Annotated[float, Field(ge=0.0)] | None = None
 
 
+class Canary(Table):
+    """``[tool.judge_eval.profiles.NAME.canary]``: when ``judge-eval canary`` (a live re-run of a
+    seeded sample of the recorded judging stage) says a judge drifted.
+
+    ``alpha``: the significance level of the exact McNemar test on each judge's agreement with the
+    reference (recorded vs live). ``min_unchanged``: the share of a judge's verdicts that must come
+    back the same. McNemar alone cannot see drift that moves as many verdicts towards agreement as
+    away from it. The default of 0.9 allows one verdict in ten to move. That is room for the noise
+    of a judge sampled at a temperature above 0 (the study's GPT-3.5 judges run at 0.1) and for
+    the batch nondeterminism of hosted models at temperature 0. It is strict enough to catch the
+    one kind of silent change measured in this project: a re-recording of the ``local`` profile
+    whose weights or server differed moved 2 of 16 verdicts (0.875 unchanged; README, "Re-recording
+    the local profile"). Raise it for a judge served deterministically; lower it for a noisy one."""
+
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+    min_unchanged: Rate = 0.9
+
+
 class Profile(Table):
     internal = frozenset({"name", "source"})
 
@@ -90,6 +108,7 @@ class Profile(Table):
     score_interval: Literal[SCORE_METRICS] = "exact_agreement"  # type: ignore[valid-type]
     pipeline: PipelineConfig | None = None  # how to rebuild the run live (profiles local, openai)
     body_hash: bool = False  # cassettes store request-body hashes (requests carry third-party text)
+    canary: Canary = Canary()  # when `judge-eval canary` says a judge drifted
 
     _data = field_validator("data", mode="before")(resolve_path)
 

@@ -17,7 +17,7 @@ from judge_eval.core.metrics import DEFAULT_REFERENCE, DEFAULT_RESAMPLES, DEFAUL
 from judge_eval.live.pipeline import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("report", "gate", "plot", "compare", "record", "fetch-study")
+COMMANDS = ("report", "gate", "plot", "compare", "record", "import", "fetch-study", "canary")
 
 #: A profile that distils the study's run (only a student model and a distiller are needed).
 STUDY_SOURCE_PROFILE = """
