@@ -124,8 +124,10 @@ def raw_counts(run_dir: Path, judge: str) -> dict[str, int]:
 #: fail (in the order the thresholds are listed). The local profile's thresholds were committed
 #: before the recording they judge (pyproject.toml says why); a profile not listed must pass.
 DECISIONS = {
-    "local": ["agreement_rate", "correlation", "inconclusive_rate", "parse_failures", "agreement_ci_low",
-              "kappa_ci_low"],
+    # the recording of 2026-11-30: the distilled student left 12 of 16 pairs unparseable and 4
+    # inconclusive (4/16 = 0.25 meets max_inconclusive_rate exactly), so it has no conclusive verdict
+    # to compare with the teacher's 2
+    "local": ["agreement_rate", "correlation", "parse_failures", "agreement_ci_low", "kappa_ci_low"],
 }
 
 
@@ -148,12 +150,10 @@ def test_the_release_gate_decides_on_the_replayed_run(pipeline_run: Path, pipeli
     both = sum(1 for i in run.test if i.verdict(student).conclusive and i.verdict(pipeline_profile.reference).conclusive)
     assert both < 2, "the student and the teacher now share 2+ conclusive verdicts: update DECISIONS"
     where = f"(run {pipeline_run}, corrected frame, profile local)"
-    inconclusive, items = mine.get("neither", 0), len(run.test)
+    items = len(run.test)
     assert teacher.get("neither", 0) > items / 2
+    assert mine.get("neither", 0) / items <= 0.25  # why inconclusive_rate is not in DECISIONS
     by_metric = {f.metric: f.message for f in failures}
-    assert by_metric["inconclusive_rate"] == (
-        f"gate failed: judge '{student}', inconclusive_rate: measured {inconclusive / items:.4f} "
-        f"({inconclusive} of {items}), allowed <= 0.25 {where}")
     assert by_metric["parse_failures"] == (
         f"gate failed: judge '{student}', parse_failures: measured {mine['output-cannot-be-parsed']}, "
         f"allowed <= 0 {where}")
