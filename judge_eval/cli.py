@@ -273,10 +273,12 @@ def cmd_record(args: argparse.Namespace, s: Resolved) -> int:
     assert profile is not None
     root = profile.source.parent
     study = _study_dir(args, profile)
+    if args.batch and profile.pipeline is not None:  # this recording only: replays follow the cassettes
+        profile = profile.model_copy(update={"pipeline": profile.pipeline.model_copy(update={"batch": True})})
     if args.dry_run:
         import tempfile
 
-        from judge_eval.live.pipeline import Context, modes_from, planned_calls
+        from judge_eval.live.pipeline import Context, modes_from, planned_calls, planned_prices
 
         ctx = Context(profile=profile, cassette_root=root / "cassettes",
                       run_dir=Path(tempfile.gettempdir()), modes=modes_from(args.stage, "all"))
@@ -286,6 +288,13 @@ def cmd_record(args: argparse.Namespace, s: Resolved) -> int:
             print(f"  study data: {study.value} (from {study.origin})")
         for stage, calls, why in rows:
             print(f"  {stage:<18} {calls:<28} {why}")
+        prices = planned_prices(ctx)
+        if prices:
+            used = "batch" if ctx.config.batch else "online"
+            print(f"  prices, USD per 1M prompt / completion tokens (pipeline.prices); batch = online x "
+                  f"{ctx.config.batch_discount:g} (pipeline.batch_discount); judging stages billed: {used}")
+            for model, online, batch in prices:
+                print(f"    {model:<24} online {online:<16} batch {batch}")
         return 0
 
     import json
@@ -558,6 +567,9 @@ def _parser() -> argparse.ArgumentParser:
                      "new temporary folder)")
     rec.add_argument("--no-install", action="store_true", help="do not install the recording packages")
     rec.add_argument("--dry-run", action="store_true", help="count the calls a recording would make, make none")
+    rec.add_argument("--batch", action="store_true", help="judging stages (teacher, students) through the "
+                     "provider's Batch API, as pipeline.batch = true, for this recording (OpenAI: half price, "
+                     "results within 24 h)")
     rec.add_argument("--concurrency", type=positive_int, default=None, help="items in flight at once, an "
                      "integer >= 1 (default: the profile's pipeline.concurrency, else 1); bounded by the "
                      "provider's rate limit")

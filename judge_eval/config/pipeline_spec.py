@@ -13,6 +13,9 @@ only the distillation and the students run).
 ``PairwiseComparisonEvaluator`` on pairs, both orders) or ``correctness`` (llama-index's
 ``CorrectnessEvaluator`` rating each answer alone on the scale of ``[pipeline.correctness]``:
 pointwise items, score verdicts; ``judge_eval.live.correctness``).
+
+``batch`` sends each judging stage's requests as one file through the provider's Batch API
+(``judge_eval.live.batch``); ``batch_discount`` is the factor its prices get in cost estimates.
 """
 
 from __future__ import annotations
@@ -155,6 +158,23 @@ class Retry(Table):
     cap: Annotated[float, Field(ge=0.0)] = 60.0  # longest wait, also the cap on Retry-After
 
 
+class BatchPoll(Table):
+    """``[...pipeline.batch_poll]``: how a judging stage in batch mode waits for its batch."""
+
+    first_wait: Annotated[float, Field(ge=0.0)] = 5.0  # seconds between the first two status polls
+    max_wait: Annotated[float, Field(ge=0.0)] = 60.0  # the wait doubles up to this
+    # give up after this many seconds of polling (the batch may still finish: --resume polls it
+    # again); 25 h, longer than the Batch API's 24 h completion window
+    timeout: Annotated[float, Field(gt=0.0)] = 25 * 3600.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "BatchPoll":
+        if self.max_wait < self.first_wait:
+            raise ValueError(f"max_wait ({self.max_wait}) is shorter than first_wait ({self.first_wait}); the wait "
+                             "between polls grows from first_wait to max_wait")
+        return self
+
+
 class Correctness(Table):
     """``[...pipeline.correctness]``: the scale the ``correctness`` judges' scores must be on. An
     output whose first line is a number off this scale is ``output-cannot-be-parsed`` (with
@@ -205,6 +225,13 @@ class PipelineConfig(Table):
     #: how the teacher and the students judge: pairs both ways, or each answer on a scale
     judge: Literal["pairwise", "correctness"] = "pairwise"
     correctness: Correctness | None = None  # judge "correctness": its scale (default 1-5 in halves)
+    #: the judging stages (teacher, students) through the provider's Batch API (/v1/files and
+    #: /v1/batches of an OpenAI-compatible API) instead of one request per call
+    batch: bool = False
+    #: batch price = online price x this, for cost estimates; 0.5 is OpenAI's published Batch API
+    #: discount (half price); put your provider's here
+    batch_discount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    batch_poll: BatchPoll = BatchPoll()
 
     _items = field_validator("items", mode="before")(resolve_path)
 
@@ -222,6 +249,14 @@ class PipelineConfig(Table):
         if self.judge == "correctness" and self.source == "study":
             raise ValueError("judge = 'correctness' needs source 'build' or 'items': the study's teacher "
                              "verdicts (source 'study') are pairwise, so its students are judged pairwise too")
+        if self.batch:
+            judges = [role for role in ("teacher", "student") if role in _REQUIRED_MODELS[self.source]]
+            for role in judges:
+                spec = getattr(self.models, role)
+                if spec.api not in ("openai", "openai-like"):
+                    raise ValueError(f"batch = true needs OpenAI-compatible judges (/v1/files and /v1/batches), but "
+                                     f"models.{role} uses api {spec.api!r}; set batch = false or use api 'openai' "
+                                     "or 'openai-like'")
         if self.correctness is not None and self.judge != "correctness":
             raise ValueError(f"the correctness table applies only with judge = 'correctness' (judge is "
                              f"{self.judge!r}); set judge = 'correctness' or remove the table")

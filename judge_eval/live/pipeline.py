@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import platform
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -159,27 +160,52 @@ class Context:
     def _observe(self, key: str, cass: Any) -> None:
         models, fingerprints, usage = set(), set(), {"prompt_tokens": 0, "completion_tokens": 0}
         by_model: dict[str, dict[str, int]] = {}
+        batch_by_model: dict[str, dict[str, int]] = {}  # tokens of batch result lines, billed at the batch price
+
+        def count(body: dict[str, Any], tally: dict[str, dict[str, int]]) -> None:
+            model = body.get("model") if isinstance(body.get("model"), str) else "unknown"
+            models.add(model)
+            if body.get("system_fingerprint"):
+                fingerprints.add(str(body["system_fingerprint"]))
+            mine = tally.setdefault(model, {"prompt_tokens": 0, "completion_tokens": 0})
+            for k in usage:
+                n = int((body.get("usage") or {}).get(k) or 0)
+                usage[k] += n
+                mine[k] += n
+
         for response in cass.responses:
             try:
-                body = json.loads(response["body"]["string"])
-            except (KeyError, TypeError, ValueError):
+                raw = response["body"]["string"]
+            except (KeyError, TypeError):
                 continue
-            if isinstance(body, dict):
-                model = body.get("model") if isinstance(body.get("model"), str) else "unknown"
-                models.add(model)
-                if body.get("system_fingerprint"):
-                    fingerprints.add(str(body["system_fingerprint"]))
-                mine = by_model.setdefault(model, {"prompt_tokens": 0, "completion_tokens": 0})
-                for k in usage:
-                    n = int((body.get("usage") or {}).get(k) or 0)
-                    usage[k] += n
-                    mine[k] += n
+            try:
+                body = json.loads(raw)
+            except (TypeError, ValueError):
+                body = None
+            if isinstance(body, dict) and "custom_id" not in body:
+                count(body, by_model)
+            else:  # a downloaded batch results file (JSON lines; one line parses as JSON), or no JSON
+                for line in _batch_result_bodies(raw):
+                    count(line, batch_by_model)
+        online, batch = self._cost(by_model), self._cost(batch_by_model)
+        every = {m: {k: by_model.get(m, {}).get(k, 0) + batch_by_model.get(m, {}).get(k, 0) for k in usage}
+                 for m in set(by_model) | set(batch_by_model)}
+        whole = self._cost(every)
+        discount = self.config.batch_discount
         self.observed[key] = {"requests": len(cass.responses), "models": sorted(models - {"unknown"}),
                               "system_fingerprints": sorted(fingerprints), "usage": usage,
-                              "usage_by_model": by_model, "cost_usd": self.cost(by_model)}
+                              "usage_by_model": every, "cost_usd": _round(whole),
+                              # the same tokens at the batch price, and what this cassette's calls were billed
+                              "batch_cost_usd": _round(None if whole is None else whole * discount),
+                              "billed": "batch" if batch_by_model else "online",
+                              "billed_cost_usd": _round(None if online is None or batch is None
+                                                        else online + batch * discount)}
 
     def cost(self, by_model: dict[str, dict[str, int]]) -> float | None:
         """Estimated cost from the profile's price table (None when a used model has no price)."""
+        return _round(self._cost(by_model))
+
+    def _cost(self, by_model: dict[str, dict[str, int]]) -> float | None:
         prices = self.config.prices
         total = 0.0
         for model, tokens in by_model.items():
@@ -189,7 +215,41 @@ class Context:
             if price is None:
                 return None
             total += tokens["prompt_tokens"] / 1e6 * price.prompt + tokens["completion_tokens"] / 1e6 * price.completion
-        return round(total, 4)
+        return total
+
+    def cost_summary(self) -> dict[str, Any]:
+        """Every cassette's tokens at the online and at the batch price, and as billed; None where
+        a used model has no price in ``pipeline.prices``."""
+        def total(field: str) -> float | None:
+            values = [o.get(field) for o in self.observed.values()]
+            return None if any(v is None for v in values) else round(sum(values), 4)
+
+        return {"batch_discount": self.config.batch_discount, "online_usd": total("cost_usd"),
+                "batch_usd": total("batch_cost_usd"), "billed_usd": total("billed_cost_usd")}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _batch_result_bodies(raw: Any) -> list[dict[str, Any]]:
+    """The response bodies in a downloaded batch output file (JSON lines with a ``custom_id``);
+    nothing for any other body that is not JSON."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw or "")
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return []
+        if not isinstance(record, dict) or "custom_id" not in record:
+            return []
+        body = (record.get("response") or {}).get("body") if isinstance(record.get("response"), dict) else None
+        if isinstance(body, dict):
+            out.append(body)
+    return out
 
 
 def _connect_errors() -> tuple[type, ...]:
@@ -317,13 +377,18 @@ def _with_verdicts(items: list[QAItem], verdicts: list[Verdict]) -> list[QAItem]
 
 def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAItem], spec: ModelSpec,
                 judge: str, *, capture: bool = False) -> tuple[list[QAItem], list[Any]]:
-    from judge_eval.live.judging import judge_items
+    from judge_eval.live.judging import judge_item, judge_items
 
     def run(replay: bool):
         return ctx.run_async(judge_items(items, _llm(spec, replay, ctx), judge, capture=capture,
                                          journal=None if replay else ctx.journal(name, split),
                                          on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
 
+    if uses_batch(ctx, stage, name, split):
+        from judge_eval.core.items import ORDERS
+
+        run = _in_batch(ctx, stage, name, split, items, spec, judge, ORDERS,
+                        lambda item, llm: judge_item(item, llm, judge, capture=capture))
     verdicts, events = ctx.run_stage(stage, split, run, name=name)
     sources: dict[str, int] = {}
     for v in verdicts:
@@ -332,11 +397,69 @@ def stage_judge(ctx: Context, stage: str, name: str, split: str, items: list[QAI
     return _with_verdicts(items, verdicts), events
 
 
+def uses_batch(ctx: Context, stage: str, name: str, split: str) -> bool:
+    """Whether a judging stage runs through the Batch API (``judge_eval.live.batch``). A replayed
+    stage follows its recording: a cassette that created a batch was recorded in batch mode,
+    whatever the profile says now (``judge-eval record --batch`` sets it for one recording only).
+    A recorded stage follows ``pipeline.batch``, or a batch this run directory already submitted
+    (a resumed recording polls it)."""
+    from judge_eval.live.batch import recorded_as_batch, safe_name
+
+    path = ctx.spec(stage, split, name=name).path
+    mode = ctx.modes.get(stage, "none")
+    if mode == "none" or (mode == "once" and path.is_file()):
+        return path.is_file() and recorded_as_batch(path)
+    if ctx.config.batch:
+        return True
+    return mode == "new_episodes" and any((ctx.run_dir / "batches").glob(
+        f"{safe_name(f'{name}-{split}-')}*.batch.json"))
+
+
+def _in_batch(ctx: Context, stage: str, name: str, split: str, items: list[QAItem], spec: ModelSpec, judge: str,
+              orders: tuple[str, ...], judge_one: Callable[[Any, Any], Any]) -> Callable[[bool], Any]:
+    """The stage function of a judging stage in batch mode: the same judge code (``judge_one``)
+    builds the requests and reads the results (``judge_eval.live.batch.BatchStage``)."""
+    from judge_eval.live.batch import BatchStage, PollSettings, check_nothing_unfinished, check_supported, safe_name
+
+    check_supported(spec)
+    stem = safe_name(f"{name}-{split}-{judge}")
+    mode = ctx.modes.get(stage, "none")
+    if mode == "all" or (mode == "once" and not ctx.spec(stage, split, name=name).path.is_file()):
+        check_nothing_unfinished(ctx.run_dir / "batches", stem)  # a new recording: nothing to resume
+    if ctx.profile.body_hash:
+        raise ConfigError(f"profile {ctx.profile.name} stores request-body hashes (its requests carry third-party "
+                          "text), but a batch's downloaded results are stored whole and cannot be masked; set "
+                          "pipeline.batch = false (or drop --batch)")
+    poll = ctx.config.batch_poll
+
+    def run(replay: bool) -> tuple[list[Verdict], list[Any]]:
+        import openai
+
+        from judge_eval.live.clients import LIVE_RETRIES, api_key, build_llm
+
+        def client() -> Any:
+            return openai.OpenAI(api_key=api_key(spec, replay=replay), base_url=spec.base_url,
+                                 max_retries=0 if replay else LIVE_RETRIES, http_client=ctx.http[0])
+
+        batch = BatchStage(
+            name=stem, folder=ctx.run_dir / "batches", what=f"{spec.role} {spec.model}",
+            base_url=spec.base_url, build=lambda http: build_llm(spec, replay=True, http=http), client=client,
+            replay=replay, poll=PollSettings(poll.first_wait, poll.max_wait, poll.timeout), run_async=ctx.run_async,
+            resume=ctx.modes.get(stage) == "new_episodes",
+            played_back=lambda: ctx._cassette.play_count if ctx._cassette is not None else 0,
+            save=ctx.save_cassette)
+        result = batch.judge(items, judge_one, orders)
+        ctx.counts[f"batch_{name}_{split}"] = batch.stats.to_json()
+        return result
+
+    return run
+
+
 def stage_score(ctx: Context, stage: str, name: str, split: str, items: list[QAItem], spec: ModelSpec,
                 judge: str, *, capture: bool = False) -> tuple[list[QAItem], list[Any]]:
     """``stage_judge`` for ``pipeline.judge = "correctness"``: one ``CorrectnessEvaluator`` call per
     pointwise item, score verdicts on the profile's scale (``judge_eval.live.correctness``)."""
-    from judge_eval.live.correctness import score_items
+    from judge_eval.live.correctness import score_item, score_items
 
     scale = ctx.config.score_scale
 
@@ -345,6 +468,9 @@ def stage_score(ctx: Context, stage: str, name: str, split: str, items: list[QAI
                                          journal=None if replay else ctx.journal(name, split),
                                          on_item_done=ctx.save_cassette, concurrency=ctx.concurrency))
 
+    if uses_batch(ctx, stage, name, split):
+        run = _in_batch(ctx, stage, name, split, items, spec, judge, ("score",),
+                        lambda item, llm: score_item(item, llm, judge, scale, capture=capture))
     verdicts, events = ctx.run_stage(stage, split, run, name=name)
     sources: dict[str, int] = {}
     for v in verdicts:
@@ -486,6 +612,7 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
                    "distilled_student": cfg.distilled_student_name},
         "models_configured": models,
         "servers": ctx.observed,  # per cassette: models and fingerprints the servers reported
+        "cost": ctx.cost_summary(),  # USD at online and at batch prices, and as billed
         "prompt_hashes": cfg.prompt_hashes(),
         "judging": ({"kind": "correctness", "evaluator": "CorrectnessEvaluator", "scale": list(cfg.score_scale),
                      "reference_answer": "the item's source passage"} if cfg.judge == "correctness"
@@ -577,7 +704,49 @@ def planned_calls(ctx: Context) -> list[tuple[str, str, str]]:
     """What a live recording of the profile would call, per stage, before making any call:
     (stage, calls, how the number is reached). Upper bounds where the models decide."""
     rows = _planned_pairwise(ctx)
-    return _planned_correctness(ctx, rows) if ctx.config.judge == "correctness" else rows
+    rows = _planned_correctness(ctx, rows) if ctx.config.judge == "correctness" else rows
+    return _planned_batch(ctx, rows) if ctx.config.batch else rows
+
+
+#: The judging stages' rows of a plan (cassette names as ``planned_calls`` gives them).
+_JUDGING_ROW = re.compile(r"^(teacher|correctness-teacher)-(train|test)$|^students$")
+
+
+def _planned_batch(ctx: Context, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The plan with ``pipeline.batch``: each judging stage sends all of its requests as one batch
+    (both orders of every pair, also where the online path would skip a flipped call), and makes
+    a few HTTP calls of its own."""
+    from judge_eval.live.batch import check_supported
+
+    cfg = ctx.config
+    judges = ([cfg.teacher] if cfg.source != "study" else []) + [cfg.student]
+    for spec in judges:
+        check_supported(spec)
+    out = []
+    for stage, calls, why in rows:
+        if not _JUDGING_ROW.match(stage):
+            out.append((stage, calls, why))
+            continue
+        batches = 2 if stage == "students" else 1
+        # given items: exactly both orders of each; built ones: at most one pair per question asked
+        lines = calls if cfg.source == "build" else calls.removeprefix("<= ")
+        each = "1 batch:" if batches == 1 else f"{batches} batches, each:"
+        out.append((stage, f"{lines} batch lines",
+                    f"{why.split(' (')[0]}; {each} upload + create + status polls + 1-2 downloads"))
+    return out
+
+
+def planned_prices(ctx: Context) -> list[tuple[str, str, str]]:
+    """The price table of the profile, online and in batch: (model, online, batch), each
+    "<prompt> / <completion>" in USD per 1M tokens; batch = online x ``pipeline.batch_discount``."""
+    cfg = ctx.config
+    f = cfg.batch_discount
+
+    def shown(prompt: float, completion: float) -> str:
+        return f"{prompt:g} / {completion:g}"
+
+    return [(model, shown(p.prompt, p.completion), shown(round(p.prompt * f, 6), round(p.completion * f, 6)))
+            for model, p in cfg.prices.items()]
 
 
 def _planned_correctness(ctx: Context, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

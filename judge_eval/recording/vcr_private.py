@@ -111,6 +111,15 @@ def disable_playback_scan(cass: Any) -> None:
 
 
 def save_now(cass: Any) -> None:
-    """Write ``cass`` to its file as it is now, as vcrpy does when the cassette's block exits."""
+    """Write ``cass`` to its file as it is now, as vcrpy does when the cassette's block exits.
+
+    vcrpy's serializer decodes every response body to ``str`` in place (``convert_to_unicode``
+    on the recorded dicts themselves); vcrpy saves only at the end, but after a save mid-recording
+    a response played back later (a resumed recording, mode ``new_episodes``) would reach httpx
+    as ``str`` and fail to read. The bodies are turned back into bytes, as vcrpy loads them."""
+    from vcr.serializers.compat import convert_to_bytes
+
     _require(cass, "_save")
     cass._save(force=True)
+    for _, response in cass.data:
+        convert_to_bytes(response)

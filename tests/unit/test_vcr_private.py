@@ -187,6 +187,17 @@ def test_re_recording_never_scans_and_save_now_writes_mid_recording(tmp_path: Pa
         vcr_private.disable_playback_scan(cass)
 
 
+def test_save_now_leaves_the_recorded_bodies_as_bytes(tmp_path: Path, counter, monkeypatch) -> None:
+    """vcrpy's serializer turns response bodies into str in place; save_now turns them back, so
+    a response played back after a mid-recording save still reaches httpx as bytes."""
+    base, _ = counter
+    no_scan(monkeypatch)
+    with cassette(spec(tmp_path), "all") as cass:
+        httpx.post(f"{base}/v1/a", json={"k": 1})
+        vcr_private.save_now(cass)
+        assert all(isinstance(response["body"]["string"], bytes) for _, response in cass.data)
+
+
 def test_the_stubs_play_back_through_the_cassettes_play_response() -> None:
     """install_index wraps ``play_response`` on the instance to note the position it played;
     that only works while every HTTP stub plays back through ``cassette.play_response``."""
