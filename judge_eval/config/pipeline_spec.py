@@ -71,9 +71,16 @@ class ModelSpec(Table):
     grammar_file: NonEmpty | None = None  # a GBNF file, relative to pyproject.toml
     grammar: str | None = None  # its text, read by the loader
     timeout: Annotated[float, Field(gt=0.0)] = 120.0
+    # ask for token logprobs (openai / openai-like): the judge's P(A), P(B), P(C) are kept on its
+    # verdicts (judge_eval.core.choice); off, the requests are exactly as before
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Field(ge=1, le=20)] = 5
 
     @model_validator(mode="after")
     def _defaults(self, info: ValidationInfo) -> "ModelSpec":
+        if self.logprobs and self.api not in ("openai", "openai-like"):
+            raise ValueError(f"logprobs = true needs api 'openai' or 'openai-like' (this model's api is "
+                             f"{self.api!r}); remove logprobs or use an OpenAI-compatible endpoint")
         if not self.label:
             object.__setattr__(self, "label", self.model)
         if self.grammar_file and self.grammar is None:

@@ -41,6 +41,7 @@ from judge_eval.core.items import (CONCLUSIVE_SOURCES, ERROR, FLIPPED, NEITHER, 
                                    Verdict)
 
 if TYPE_CHECKING:
+    from judge_eval.core.calibration import Calibration
     from judge_eval.core.groups import GroupMetrics
     from judge_eval.core.scores import ScoreComparison, ScoreStats, ScoreTable
 
@@ -569,6 +570,9 @@ class RunMetrics:
     score_reference: str | None = None  # the score judges' reference (None: no pointwise item)
     score_reference_stats: ScoreStats | None = None
     score_interval: str | None = None  # the score metric each ScoreComparison has the interval of
+    # ``<judge>@choice`` -> its verdict probabilities against the reference (judge_eval.core.calibration)
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+    choice_margin: float = 0.0  # the margin the ``@choice`` verdicts were decided with
 
     def comparisons(self, ties: str = "with") -> dict[str, dict[str, Comparison]]:
         """judge -> frame -> comparison in the tie mode ``ties``."""
@@ -621,6 +625,7 @@ class RunMetrics:
             "score_reference_stats": ref.to_json() if ref is not None else None,
             "score_interval": self.score_interval,
             "score_judges": {name: c.to_json() for name, c in self.scores.items()},
+            "calibration": {name: c.to_json() for name, c in self.calibration.items()},
         }
 
 
@@ -636,7 +641,8 @@ def _judge_kinds(pairwise: Iterable[str], scales: dict[str, tuple[float, ...]]) 
 def run_metrics(items: Items, reference: str = DEFAULT_REFERENCE, *,
                 seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
                 judges: Sequence[str] | None = None, scores: ScoreTable | None = None,
-                score_reference: str | None = None, score_interval: str = "exact_agreement") -> RunMetrics:
+                score_reference: str | None = None, score_interval: str = "exact_agreement",
+                choice_margin: float = 0.0) -> RunMetrics:
     """Compare every judge found in ``items`` (or those named) with ``reference``, with and
     without ties, and every judge group found (``<group>:<id>`` names) with the reference and
     those judges; and every score judge of the pointwise items with ``score_reference`` (default:
@@ -646,8 +652,17 @@ def run_metrics(items: Items, reference: str = DEFAULT_REFERENCE, *,
     pairwise items with ``scores``, the ``ScoreTable`` of its pointwise ones
     (``judge_eval.core.scores.split_tables`` reads both from one stream; without ``scores`` a
     table has no pointwise item). A reference that is not a judge of the kind its items need is an
-    error naming the judges found and their kinds, never an empty table."""
+    error naming the judges found and their kinds, never an empty table.
+
+    A judge whose verdicts carry choice probabilities gets a derived judge ``<judge>@choice``
+    (``judge_eval.core.choice``, inconclusive below ``choice_margin``), compared like any judge,
+    with its calibration against the reference in ``calibration`` (not from a ``VerdictTable``)."""
     from judge_eval.core.scores import ScoreTable, compare_scores, score_stats  # scores imports this module
+    from judge_eval.core.calibration import judge_calibration
+    from judge_eval.core.choice import CHOICE_SUFFIX, with_choice_verdicts
+
+    if not isinstance(items, VerdictTable):
+        items = with_choice_verdicts(list(items), choice_margin)
 
     if isinstance(items, VerdictTable):
         table = items
@@ -713,4 +728,7 @@ def run_metrics(items: Items, reference: str = DEFAULT_REFERENCE, *,
         score_reference=score_ref if len(point) else None,
         score_reference_stats=score_stats(point, score_ref) if len(point) else None,
         score_interval=score_interval if len(point) else None,
+        calibration={j: judge_calibration(pairs, j, reference) for j in names
+                     if j.endswith(CHOICE_SUFFIX) and not isinstance(pairs, VerdictTable)},
+        choice_margin=choice_margin,
     )

@@ -122,6 +122,10 @@ def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
     extra: dict[str, Any] = {}
     if spec.grammar:
         extra["extra_body"] = {"grammar": spec.grammar}
+    if spec.logprobs:  # only then: requests without the option stay byte for byte as recorded
+        extra_fields: dict[str, Any] = {"logprobs": True, "top_logprobs": spec.top_logprobs}
+    else:
+        extra_fields = {}
     key = api_key(spec, replay=replay)
     http = _direct_if_loopback(spec, http)
     if spec.api == "openai":
@@ -129,7 +133,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
 
         return OpenAI(model=spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens,
                       api_key=key, api_base=spec.base_url, max_retries=retries, timeout=spec.timeout,
-                      additional_kwargs=extra, reuse_client=True, **_shared(http))
+                      additional_kwargs=extra, reuse_client=True, **extra_fields, **_shared(http))
     if spec.api == "openai-like":
         from llama_index.llms.openai_like import OpenAILike
 
@@ -137,7 +141,7 @@ def _build_llm(spec: ModelSpec, *, replay: bool, http: Any = None) -> Any:
                           is_chat_model=spec.chat, is_function_calling_model=False,
                           context_window=spec.context_window, temperature=spec.temperature,
                           max_tokens=spec.max_tokens, max_retries=retries, timeout=spec.timeout,
-                          additional_kwargs=extra, reuse_client=True, **_shared(http))
+                          additional_kwargs=extra, reuse_client=True, **extra_fields, **_shared(http))
     if spec.api == "hf-inference":
         from llama_index.llms.huggingface_api import HuggingFaceInferenceAPI
 

@@ -6,10 +6,17 @@ Beware the evaluator's default parser: it checks substrings in the order ``[[A]]
 ``[[C]]``, so any text that *contains* ``[[A]]`` reads as A, even one that merely quotes the
 format string ("respond with [[A]] or [[B]]") before giving its own verdict. The project's own
 parser (issue: faults, bad input and secrets) is passed as ``parser_function`` instead.
+
+A judge whose requests ask for logprobs (``ModelSpec.logprobs``) also gets its P(A), P(B), P(C)
+at the verdict position of each call kept on the verdict, ``extra["choice"]`` (order -> the
+probabilities, or the reason there are none; ``judge_eval.core.choice``): a second verdict source
+next to the parsed text, which stays as the evaluator resolved it. Calls without logprobs leave
+the verdict exactly as before.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from judge_eval.core.progress import progress
@@ -36,7 +43,9 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
         return Verdict(llm=judge, score=None, text="", source=ERROR,
                        extra={"error": item.extra["error"], "attempts": 0}), []
     calls: list[Call] = []
-    evaluator = PairwiseComparisonEvaluator(llm=CapturingLLM(llm, calls), parser_function=parser_function)
+    logprobs: list[Any] = []
+    evaluator = PairwiseComparisonEvaluator(llm=_logprobs_llm(CapturingLLM)(llm, calls, logprobs),
+                                            parser_function=parser_function)
     try:
         result = await evaluator.aevaluate(query=item.question, response=item.answers[0].text,
                                            second_response=item.answers[1].text, reference=item.source)
@@ -49,7 +58,11 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
         return Verdict(llm=judge, score=None, text="", source=ERROR, extra=extra), []
     raw = {order: call.output for order, call in zip(ORDERS, calls)}  # the flipped call may not happen
     parsed = {order: parse_verdict(text).reason for order, text in raw.items()}
-    extra = {"raw": raw, "parse": parsed}
+    extra: dict[str, Any] = {"raw": raw, "parse": parsed}
+    if any(lp is not None for lp in logprobs):
+        from judge_eval.core.choice import CHOICE_KEY, choice_probs
+
+        extra[CHOICE_KEY] = {order: choice_probs(lp).to_json() for order, lp in zip(ORDERS, logprobs)}
     if result.invalid_result:
         verdict = Verdict(llm=judge, score=None, text=result.response or "", source=PARSE_FAILURE, extra=extra)
     else:
@@ -63,6 +76,50 @@ async def judge_item(item: Any, llm: Any, judge: str, *, capture: bool = False) 
             events.append(FinetuneEvent(messages=messages + (Message("assistant", call.output),),
                                         item_id=item.id, order=order))
     return verdict, events
+
+
+def response_logprobs(response: Any) -> Any:
+    """The token logprobs of a llama-index ``ChatResponse`` / ``CompletionResponse`` in the API's
+    own form (chat: the ``content`` list with each sampled token and its ``top_logprobs``;
+    completions: ``tokens`` / ``top_logprobs``), read from its ``raw`` API response; None when it
+    has none. ``response.logprobs`` is not enough: it keeps only each position's top list, not the
+    sampled token, so the generated text (and its verdict position) cannot be rebuilt from it."""
+    raw = getattr(response, "raw", None)
+    choices = raw.get("choices") if isinstance(raw, dict) else getattr(raw, "choices", None)
+    if not choices:
+        return None
+    first = choices[0]
+    lp = first.get("logprobs") if isinstance(first, dict) else getattr(first, "logprobs", None)
+    if lp is None:
+        return None
+    data = lp.model_dump() if hasattr(lp, "model_dump") else lp
+    if isinstance(data, dict) and "content" in data:
+        return data["content"] or None
+    return data or None
+
+
+@functools.cache
+def _logprobs_llm(base: Any) -> Any:
+    """A ``CapturingLLM`` that also appends each response's logprobs (``response_logprobs``) to a
+    list, one entry per call in the order made."""
+    from pydantic import PrivateAttr
+
+    class LogprobCapturingLLM(base):  # type: ignore[misc, valid-type]
+        _logprobs: list = PrivateAttr()
+
+        def __init__(self, inner: Any, calls: list[Any], logprobs: list[Any]) -> None:
+            super().__init__(inner, calls)
+            self._logprobs = logprobs
+
+        def _record_chat(self, messages: Any, response: Any) -> Any:
+            self._logprobs.append(response_logprobs(response))
+            return super()._record_chat(messages, response)
+
+        def _record_completion(self, prompt: str, response: Any) -> Any:
+            self._logprobs.append(response_logprobs(response))
+            return super()._record_completion(prompt, response)
+
+    return LogprobCapturingLLM
 
 
 async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False, journal: Any = None,

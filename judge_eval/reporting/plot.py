@@ -10,6 +10,10 @@ appearance in the items) get a matrix; the figure names the ones left out. The f
 labels turn upright), so it stays readable and a few thousand pixels at most. Score judges come
 below, two panels each (matrix, scatter), two judges to a row of four panels, the first
 ``MAX_SCORE_JUDGES`` of them (the rest named); a run of pointwise items only has these alone.
+Judges with verdict probabilities (``<judge>@choice``, ``RunMetrics.calibration``) get a
+reliability diagram each in a last row (the first ``MATRICES_PER_ROW``): per bin of P(first answer
+wins), the mean prediction against the observed share of first-answer wins by the reference, with
+the bin's count written by its point.
 
 The scatter jitters each point by up to a third of the scale's smallest step, drawn from
 ``np.random.default_rng(JITTER_SEED)``, so that the many items on one (reference, judge) cell
@@ -70,6 +74,9 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from judge_eval.core.choice import with_choice_verdicts
+
+    items = with_choice_verdicts(list(items), metrics.choice_margin)  # the ``@choice`` judges' matrices
     judges = list(metrics.judges)
     score_judges = list(metrics.scores)
     if not judges and not score_judges:
@@ -88,7 +95,9 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
     width = min(MAX_WIDTH_IN, max(8.0, 3.4 * columns, 4.5 + 0.6 * len(judges) if judges else 0.0))
     upright = len(judges) >= UPRIGHT_LABELS_FROM
     bar_height = (5.0 if upright else 4.2) if judges else 0.0
-    heights = ([bar_height] if judges else []) + [3.4] * rows + [3.6] * score_rows
+    calibrated = [c for c in metrics.calibration.values() if c.n][:MATRICES_PER_ROW]
+    columns = max(columns, len(calibrated))
+    heights = ([bar_height] if judges else []) + [3.4] * rows + [3.6] * score_rows + ([3.4] if calibrated else [])
     fig = Figure(figsize=(width, sum(heights)), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(len(heights), columns, height_ratios=heights)
@@ -112,6 +121,8 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
         for n, j in enumerate(scored):
             row, col = first + (2 * n) // score_cols, (2 * n) % score_cols
             _score_panels(fig.add_subplot(grid[row, col]), fig.add_subplot(grid[row, col + 1]), table, metrics, j)
+    for n, c in enumerate(calibrated):
+        _reliability(fig.add_subplot(grid[len(heights) - 1, n]), c)
     notes = []
     if left_out:
         names = ", ".join(left_out[:40]) + (f" and {len(left_out) - 40} more" if len(left_out) > 40 else "")
@@ -127,6 +138,20 @@ def build_figure(metrics: RunMetrics, items: Sequence[QAItem], *, title: str = "
                  fontsize=8)
     fig.suptitle(title or default_title(metrics), fontsize=11)
     return fig
+
+
+def _reliability(ax: Any, c: Any) -> None:
+    """A reliability diagram of one judge's P(first answer wins) (a ``Calibration``)."""
+    filled = [b for b in c.bins if b.count]
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    ax.plot([b.predicted for b in filled], [b.observed for b in filled], marker="o", color="tab:blue")
+    for b in filled:
+        ax.annotate(str(b.count), (b.predicted, b.observed), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("predicted P(first wins)", fontsize=8)
+    ax.set_ylabel(f"observed ({c.reference})", fontsize=8)
+    ax.set_title(f"{c.judge}: reliability (n={c.n})\nECE {_short(c.ece)}, Brier {_short(c.brier)}", fontsize=9)
 
 
 def _agreement_bars(ax: Any, metrics: RunMetrics, judges: Sequence[str], upright: bool) -> None:

@@ -163,6 +163,8 @@ def render_text(metrics: RunMetrics, *, title: str | None = None, ties: str = "w
         for group in metrics.groups.values():
             lines.append("")
             lines += _group_lines(group, ties)
+        if metrics.calibration:
+            lines += ["", *calibration_lines(metrics)]
     if metrics.has_scores:
         if metrics.has_pairwise:
             lines.append("")
@@ -433,6 +435,21 @@ def _group_line(g: GroupMetrics, frame: str, ties: str) -> str:
             "its majority and per vote in the full report")
 
 
+def calibration_lines(metrics: RunMetrics) -> list[str]:
+    """One line per judge with verdict probabilities (``<judge>@choice``): Brier, ECE and AUC of
+    P(first answer wins) against the reference's decisive verdicts, with n; a reason per undefined
+    metric. Empty when no judge has probabilities."""
+    lines = []
+    for name, c in metrics.calibration.items():
+        cells = ", ".join(f"{label} {_num(getattr(c, key), 4)}" for key, label in
+                          (("brier", "Brier"), ("ece", "ECE"), ("auc", "AUC")))
+        line = (f"Verdict probabilities of {name} against {c.reference}'s decisive verdicts (n={c.n}, "
+                f"{c.positives} first-answer wins): {cells}")
+        reasons = "; ".join(f"{key}: {note}" for key, note in c.notes.items())
+        lines.append(line + (f" ({reasons})" if reasons else ""))
+    return lines
+
+
 def render_compact(metrics: RunMetrics, *, frame: str = "corrected", ties: str = "with",
                    gated: Iterable[str] = (), title: str | None = None,
                    gates: Sequence[GateResult] | None = None) -> str:
@@ -454,6 +471,7 @@ def render_compact(metrics: RunMetrics, *, frame: str = "corrected", ties: str =
         ref_conclusive = metrics.reference_stats.conclusive
         lines += [line for frames in shown.values() if (line := na_line(frames[frame], ref_conclusive))]
         lines += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+        lines += calibration_lines(metrics)
     if metrics.has_scores:
         rows = [(f"  {_SCORE_HEADER[0]}", *_SCORE_HEADER[1:]),
                 (f"  {metrics.score_reference} (reference)", *_score_reference_row(metrics))]
@@ -546,6 +564,7 @@ def render_compact_markdown(metrics: RunMetrics, *, frame: str = "corrected", ti
         notes += [line for frames in shown.values()
                   if (line := na_line(frames[frame], metrics.reference_stats.conclusive))]
         notes += [_group_line(g, frame, ties) for g in metrics.groups.values()]
+        notes += calibration_lines(metrics)
     if metrics.has_scores:
         if metrics.has_pairwise:
             lines.append("")
