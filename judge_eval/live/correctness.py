@@ -42,7 +42,6 @@ from judge_eval.core.items import (
     ERROR, PARSE_FAILURE, POINTWISE, SCORE, SCORED, FinetuneEvent, Message, QAItem, Verdict, item_id,
     scale_text,
 )
-from judge_eval.core.progress import progress
 from judge_eval.errors import JudgeEvalError
 
 #: Cassette (and journal) names of the correctness judges: ``<name>-<split>.yaml``. Different from
@@ -161,43 +160,14 @@ async def score_item(item: QAItem, llm: Any, judge: str, scale: Sequence[float],
 async def score_items(items: Sequence[QAItem], llm: Any, judge: str, scale: Sequence[float], *,
                       capture: bool = False, journal: Any = None, on_item_done: Any = None,
                       concurrency: int = 1) -> tuple[list[Verdict], list[FinetuneEvent]]:
-    """Rate every item; returns (verdicts, events) aligned with ``items``. Concurrency, the
-    journal and ``on_item_done`` work as in ``judge_eval.live.judging.judge_items``: up to
-    ``concurrency`` items at once, results keyed by item, each item's call saved under its
-    ``order_key``, journaled items taken from the journal without a call."""
-    import asyncio
+    """Rate every item; returns (verdicts, events) aligned with ``items``, through
+    ``judge_eval.live.judging.judge_each`` (concurrency, the journal, ``on_item_done`` and the
+    cassette order as in the pairwise stage; one call per item)."""
+    from judge_eval.live.judging import judge_each
 
-    from judge_eval.core.store import event_from_json, event_to_json, verdict_from_json, verdict_to_json
-    from judge_eval.live.judging import run_bounded
-    from judge_eval.recording.rerecord_stable import sort_key
-
-    done = journal.load() if journal is not None else {}
-    gate = asyncio.Semaphore(max(1, concurrency))
-    results: dict[str, tuple[Verdict, list[FinetuneEvent]]] = {}
-    bar = progress(len(items), f"scoring ({judge})")
-
-    async def one(item: QAItem) -> None:
-        if item.id in done:
-            record = done[item.id]
-            results[item.id] = (verdict_from_json(record["verdict"]),
-                                [event_from_json(e) for e in record.get("events", [])])
-            return
-        async with gate:
-            with sort_key(item.order_key):  # its call is saved in the run files' item order
-                verdict, item_events = await score_item(item, llm, judge, scale, capture=capture)
-        if on_item_done is not None:
-            on_item_done()
-        if journal is not None:
-            journal.append({"id": item.id, "verdict": verdict_to_json(verdict),
-                            "events": [event_to_json(e) for e in item_events]})
-        results[item.id] = (verdict, item_events)
-        bar.update(1)
-
-    try:
-        await run_bounded([one(item) for item in items])
-    finally:
-        bar.close()
-    return [results[i.id][0] for i in items], [e for i in items for e in results[i.id][1]]
+    return await judge_each(items, lambda item: score_item(item, llm, judge, scale, capture=capture),
+                            desc=f"scoring ({judge})", journal=journal, on_item_done=on_item_done,
+                            concurrency=concurrency)
 
 
 def resolve_score_events(items: Sequence[QAItem], events: Sequence[FinetuneEvent],

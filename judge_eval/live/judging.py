@@ -124,14 +124,24 @@ def _logprobs_llm(base: Any) -> Any:
 
 async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False, journal: Any = None,
                       on_item_done: Any = None, concurrency: int = 1) -> tuple[list[Any], list[Any]]:
-    """Judge every item; returns (verdicts, events) aligned with ``items``.
+    """Judge every item; returns (verdicts, events) aligned with ``items`` (see ``judge_each``;
+    within an item the evaluator's two calls keep their order)."""
+    return await judge_each(items, lambda item: judge_item(item, llm, judge, capture=capture),
+                            desc=f"judging ({judge})", journal=journal, on_item_done=on_item_done,
+                            concurrency=concurrency)
 
-    Up to ``concurrency`` items are judged at once (within an item the evaluator's two calls keep
-    their order); results are keyed by item, so the output is the same whatever the completion
-    order, and so is the cassette (each item's calls are saved under its ``order_key``). With a
-    ``journal``, items it already holds are taken from it (no call is repeated) and each newly
-    judged item is appended as it completes; ``on_item_done`` runs first (the
-    pipeline saves the cassette there, so a resumed recording has every finished call on disk).
+
+async def judge_each(items: Any, call: Any, *, desc: str, journal: Any = None, on_item_done: Any = None,
+                     concurrency: int = 1) -> tuple[list[Any], list[Any]]:
+    """``await call(item)`` -> (verdict, events) for every item; returns (verdicts, events)
+    aligned with ``items``. What the pairwise and the correctness stages share.
+
+    Up to ``concurrency`` items are judged at once; results are keyed by item, so the output is
+    the same whatever the completion order, and so is the cassette (each item's calls are saved
+    under its ``order_key``). With a ``journal``, items it already holds are taken from it (no
+    call is repeated) and each newly judged item is appended as it completes; ``on_item_done``
+    runs first (the pipeline saves the cassette there, so a resumed recording has every finished
+    call on disk).
     """
     import asyncio
 
@@ -141,7 +151,7 @@ async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False
     done = journal.load() if journal is not None else {}
     gate = asyncio.Semaphore(max(1, concurrency))
     results: dict[str, tuple[Any, list[Any]]] = {}
-    bar = progress(len(items), f"judging ({judge})")
+    bar = progress(len(items), desc)
 
     async def one(item: Any) -> None:
         if item.id in done:
@@ -151,7 +161,7 @@ async def judge_items(items: Any, llm: Any, judge: str, *, capture: bool = False
             return
         async with gate:
             with sort_key(item.order_key):  # its calls are saved in the run files' item order
-                verdict, item_events = await judge_item(item, llm, judge, capture=capture)
+                verdict, item_events = await call(item)
         if on_item_done is not None:
             on_item_done()
         if journal is not None:
