@@ -76,7 +76,12 @@ def sort_key(*parts: SortPart) -> Iterator[None]:
     try:
         yield
     finally:
-        _current.reset(token)
+        try:
+            _current.reset(token)
+        except ValueError:
+            # Closed from another context: a task abandoned mid-call (its stage failed) is closed
+            # when it is collected, and its own context, where the key was set, goes with it.
+            pass
 
 
 def stamp(response: Any) -> Any:
