@@ -4,43 +4,16 @@ hand count of those rows."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
-from judge_eval.cli import main
 from judge_eval.config.import_maps import load_import_map, parse_scale
 from judge_eval.core.items import Answer, item_id
 from judge_eval.core.store import QA_FILES, read_run, write_qa
 from judge_eval.errors import ConfigError
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def run_import(*argv: object) -> int:
-    return main(["import", *map(str, argv)])
-
-
-def assert_nothing_written(out: Path) -> None:
-    assert not out.exists()
-    assert [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")] == []
-
-
-def scores(item) -> dict[str, tuple]:
-    return {v.llm: (v.score, v.source) for v in item.evaluations}
+from tests.import_helpers import assert_nothing_written, run_import, verdicts as scores, write_csv, write_jsonl
 
 
 # --------------------------------------------------------------------------- CSV, 1-5 in halves

@@ -3,7 +3,6 @@ directories. Every sample is written here, in each public layout; none is copied
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -17,34 +16,9 @@ from judge_eval.core.store import read_run
 from judge_eval.errors import ConfigError
 from judge_eval.importing.mt_bench import mt_bench_id
 from judge_eval.importing.tabular import chosen_first
+from tests.import_helpers import assert_nothing_written, run_import, verdicts, write_csv, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def run_import(*argv: str) -> int:
-    return main(["import", *map(str, argv)])
-
-
-def assert_nothing_written(out: Path) -> None:
-    assert not out.exists()
-    assert [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")] == []
-
-
-def verdicts(item) -> dict[str, tuple]:
-    return {v.llm: (v.score, v.source) for v in item.evaluations}
 
 
 # --------------------------------------------------------------------------- pairs
