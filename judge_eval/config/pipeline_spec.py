@@ -126,6 +126,9 @@ class DistillSpec(Table):
     poll_first_wait: Annotated[float, Field(ge=0.0)] = 15.0  # openai: first wait between job polls
     poll_max_wait: Annotated[float, Field(ge=0.0)] = 300.0  # openai: longest wait between polls
     max_polls: Annotated[int, Field(ge=1)] = 400  # openai: give up (with the job id) after this many
+    #: train on both orders of every resolved event: each is followed by its twin with the answers
+    #: exchanged and the verdict letter mirrored (JudgeLM's swap augmentation against position bias)
+    swap_augment: bool = False
 
 
 class Corpus(Table):
@@ -239,6 +242,10 @@ class PipelineConfig(Table):
     #: discount (half price); put your provider's here
     batch_discount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     batch_poll: BatchPoll = BatchPoll()
+    #: hold every n-th train item (positions n-1, 2n-1, ... in the train file) out of distillation:
+    #: its events never reach training, and the distilled student judges the slice, a held-out
+    #: validation measurement for choosing between recipes (run/validation/, run.json "validation")
+    validation_every: Annotated[int, Field(ge=2)] | None = None
 
     _items = field_validator("items", mode="before")(resolve_path)
 
@@ -264,6 +271,9 @@ class PipelineConfig(Table):
                     raise ValueError(f"batch = true needs OpenAI-compatible judges (/v1/files and /v1/batches), but "
                                      f"models.{role} uses api {spec.api!r}; set batch = false or use api 'openai' "
                                      "or 'openai-like'")
+        if self.validation_every is not None and self.judge != "pairwise":
+            raise ValueError("validation_every applies to pairwise judging (judge = 'pairwise'); remove it, or "
+                             "judge pairs")
         if self.correctness is not None and self.judge != "correctness":
             raise ValueError(f"the correctness table applies only with judge = 'correctness' (judge is "
                              f"{self.judge!r}); set judge = 'correctness' or remove the table")

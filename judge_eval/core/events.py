@@ -13,6 +13,8 @@ that turns those positions into keys, and it checks that they line up.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Mapping, Sequence
 
 from judge_eval.errors import JudgeEvalError
@@ -83,3 +85,99 @@ def import_study_events(events: Sequence[FinetuneEvent], items: Sequence[QAItem]
         keyed.append(FinetuneEvent(messages=event.messages, item_id=item.id, order=order,
                                    extra=event.extra))
     return keyed
+
+
+# --------------------------------------------------------------------------- validation slice
+
+
+def validation_ids(items: Sequence[QAItem], every: int) -> list[str]:
+    """The ids of the train items held out as a validation slice: positions ``every - 1``,
+    ``2 * every - 1``, ... (0-based) of ``items`` in the order given (the train file's order),
+    so the slice is fixed by the data and ``every`` alone, before any model is trained."""
+    if every < 2:
+        raise ValueError(f"every must be 2 or more (got {every!r}): 1 would hold out every train item")
+    return [item.id for n, item in enumerate(items) if n % every == every - 1]
+
+
+_QUESTION = re.compile(r"\[User Question\]\n(.*?)\n\n\[The Start of Reference\]", re.DOTALL)
+
+
+def event_item_id(event: FinetuneEvent, items: Sequence[QAItem], n: int) -> str:
+    """The train item an event teaches: its ``item_id`` when it has one, else the one item whose
+    question its user message asks (the study's resolved file carries no keys). ``n`` is the
+    event's 1-based line, for the error."""
+    if event.item_id is not None:
+        return event.item_id
+    user = next((m.content for m in event.messages if m.role == "user"), "")
+    found = _QUESTION.search(user)
+    asked = found.group(1).strip() if found else None
+    matches = [item.id for item in items
+               if (asked is not None and item.question.removeprefix("Question:").strip() == asked)]
+    if not matches:  # a user message in another template: the question anywhere in it
+        matches = [item.id for item in items if item.question.removeprefix("Question:").strip() in user]
+    if len(matches) != 1:
+        what = "no train item's question" if not matches else f"the questions of {len(matches)} train items"
+        raise JudgeEvalError(
+            f"resolved fine-tuning event {n} holds {what}, so it cannot be kept out of training when its "
+            "item is in the validation slice; give events with item_id keys, or fix the events file")
+    return matches[0]
+
+
+def split_validation(items: Sequence[QAItem], resolved: Sequence[FinetuneEvent],
+                     every: int) -> tuple[list[QAItem], list[FinetuneEvent]]:
+    """(the validation slice's items, the resolved events of every other train item): the slice's
+    own events never reach training, so its verdicts are a held-out measurement."""
+    held = set(validation_ids(items, every))
+    training = [e for n, e in enumerate(resolved, start=1) if event_item_id(e, items, n) not in held]
+    return [item for item in items if item.id in held], training
+
+
+# --------------------------------------------------------------------------- swap augmentation
+
+_ANSWERS = re.compile(
+    r"(\[The Start of Assistant A’s Answer\]\n)(.*)(\n\[The End of Assistant A’s Answer\]\n\n"
+    r"\[The Start of Assistant B’s Answer\]\n)(.*)(\n\[The End of Assistant B’s Answer\])", re.DOTALL)
+_LETTERS = re.compile(r"\[\[([AB])\]\]|\b(Assistant) ([AB])\b")
+_OTHER = {"A": "B", "B": "A"}
+
+
+def _swap_letters(text: str) -> str:
+    def other(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"[[{_OTHER[m.group(1)]}]]"
+        return f"{m.group(2)} {_OTHER[m.group(3)]}"
+
+    return _LETTERS.sub(other, text)
+
+
+def swap_event(event: FinetuneEvent, n: int) -> FinetuneEvent:
+    """The event with its two answers exchanged and the verdict mirrored (JudgeLM's swap
+    augmentation): in the user message the texts of Assistant A's and Assistant B's answers trade
+    places (PairwiseComparisonEvaluator's template); in the assistant message ``[[A]]`` and
+    ``[[B]]`` trade places, as do the explanation's ``Assistant A`` / ``Assistant B``; ``[[C]]``
+    stays a tie. ``n`` is the event's 1-based line, for the error."""
+    messages = list(event.messages)
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    answers = [i for i, m in enumerate(messages) if m.role == "assistant"]
+    found = _ANSWERS.search(messages[users[-1]].content) if users else None
+    if found is None or not answers or "[[" not in messages[answers[-1]].content:
+        raise JudgeEvalError(
+            f"resolved fine-tuning event {n} cannot be swapped: its user message does not hold the pairwise "
+            "template's two answer blocks (Assistant A's, then Assistant B's), or "
+            "it has no assistant verdict in [[ ]]; set distill.swap_augment = false for events in another template")
+    user = messages[users[-1]].content
+    swapped = (user[:found.start()] + found.group(1) + found.group(4) + found.group(3) + found.group(2)
+               + found.group(5) + user[found.end():])
+    messages[users[-1]] = dataclasses.replace(messages[users[-1]], content=swapped)
+    messages[answers[-1]] = dataclasses.replace(messages[answers[-1]],
+                                                content=_swap_letters(messages[answers[-1]].content))
+    order = {ORIGINAL: FLIPPED, FLIPPED: ORIGINAL}.get(event.order or "", event.order)
+    return FinetuneEvent(messages=tuple(messages), item_id=event.item_id, order=order, extra=event.extra)
+
+
+def swap_augmented(events: Sequence[FinetuneEvent]) -> list[FinetuneEvent]:
+    """Every event, each followed by its swapped twin (``swap_event``)."""
+    out: list[FinetuneEvent] = []
+    for n, event in enumerate(events, start=1):
+        out += [event, swap_event(event, n)]
+    return out

@@ -57,6 +57,8 @@ class Context:
     #: Body-hash profiles: third-party text (the study's files) masked wherever a model's stored
     #: output reproduces a run of it, not only where it echoes its request.
     sensitive_text: str = field(default="", repr=False)
+    #: The validation slice's summary (``stage_validation``), for run.json; None without a slice.
+    validation: dict[str, Any] | None = None
 
     @property
     def retry(self) -> Any:
@@ -521,6 +523,11 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
 
     cfg = ctx.config
     training = ctx.run_dir / "distill" / "training.jsonl"
+    if cfg.distill.swap_augment:  # each event, then its twin with the answers exchanged
+        from judge_eval.core.events import swap_augmented
+
+        resolved = swap_augmented(resolved)
+    ctx.counts["training_examples"] = len(resolved)
     # What the fine-tuning API gets: {"messages": [...]} only, as in the study's resolved file.
     write_events(training, [FinetuneEvent(messages=e.messages) for e in resolved])
     rerecord = ctx.spec("distill", "train").rerecord_command
@@ -578,10 +585,56 @@ def stage_students(ctx: Context, items: list[QAItem], distilled: Any) -> list[QA
 
         judge, base_name, distilled_name = stage_score, BASE_STUDENT_CASSETTE, DISTILLED_STUDENT_CASSETTE
     items, _ = judge(ctx, "students", base_name, "test", items, cfg.student, cfg.base_student_name)
-    ft_spec = cfg.student.model_copy(update={
-        "model": distilled.model, "base_url": distilled.manifest.get("base_url") or cfg.student.base_url})
-    items, _ = judge(ctx, "students", distilled_name, "test", items, ft_spec, cfg.distilled_student_name)
+    items, _ = judge(ctx, "students", distilled_name, "test", items, distilled_spec(cfg, distilled),
+                     cfg.distilled_student_name)
     return items
+
+
+def distilled_spec(cfg: PipelineConfig, distilled: Any) -> ModelSpec:
+    """The student's model spec pointed at the distilled model."""
+    return cfg.student.model_copy(update={
+        "model": distilled.model, "base_url": distilled.manifest.get("base_url") or cfg.student.base_url})
+
+
+#: Where a run keeps its validation slice (a run folder of its own: ``judge-eval report`` reads it).
+VALIDATION_DIR = "validation"
+
+
+def split_for_validation(ctx: Context, train: list[QAItem], resolved: list[Any]) -> tuple[list[QAItem], list[Any]]:
+    """(the validation slice of the train items, the resolved events left for training): with
+    ``pipeline.validation_every`` the slice's events are kept out of distillation; without it, no
+    slice and every event."""
+    every = ctx.config.validation_every
+    if every is None:
+        return [], list(resolved)
+    from judge_eval.core.events import split_validation
+
+    held, training = split_validation(train, resolved, every)
+    ctx.counts.update({"validation_items": len(held), "training_events": len(training),
+                       "held_out_events": len(resolved) - len(training)})
+    return held, training
+
+
+def stage_validation(ctx: Context, held: list[QAItem], distilled: Any) -> dict[str, Any] | None:
+    """The distilled student judges the validation slice (both orders, cassette
+    ``student-distilled-validation``); the slice with the reference's and the student's verdicts is
+    written to ``<run>/validation/`` (``judge-eval report`` reads it) and summarised for run.json."""
+    if ctx.config.validation_every is None:
+        return None
+    cfg = ctx.config
+    reference = ctx.profile.reference
+    items = [dataclasses.replace(i, evaluations=tuple(v for v in i.evaluations if v.llm == reference))
+             for i in held]
+    items, _ = stage_judge(ctx, "students", "student-distilled", "validation", items, distilled_spec(cfg, distilled),
+                           cfg.distilled_student_name)
+    from judge_eval.core.metrics import judge_stats
+
+    summary: dict[str, Any] = {"every": cfg.validation_every, "items": len(items),
+                               "item_ids": [i.id for i in items],
+                               "reference_conclusive": judge_stats(items, reference).conclusive}
+    write_run(Run(path=ctx.run_dir / VALIDATION_DIR, test=tuple(sorted(items, key=lambda i: i.order_key)),
+                  meta={"profile": ctx.profile.name, "validation": summary}))
+    return summary
 
 
 # --------------------------------------------------------------------------- the whole run
@@ -618,6 +671,7 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
                      "reference_answer": "the item's source passage"} if cfg.judge == "correctness"
                     else {"kind": "pairwise", "evaluator": "PairwiseComparisonEvaluator"}),
         "distillation": distilled.manifest,
+        **({"validation": ctx.validation} if ctx.validation is not None else {}),
         "counts": ctx.counts,
         "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
         "packages": _versions(),
@@ -652,8 +706,10 @@ def run_from_study(ctx: Context, study_dir: Path) -> Path:
         ctx.sensitive_text = "\n".join(study_texts(Path(study_dir)))
     ctx.counts.update({"items_train": len(study.train), "items_test": len(study.test),
                        "resolved_events": len(study.resolved)})
-    distilled = stage_distill(ctx, list(study.resolved))
+    held, training = split_for_validation(ctx, list(study.train), list(study.resolved))
+    distilled = stage_distill(ctx, training)
     test = stage_students(ctx, list(study.test), distilled)
+    ctx.validation = stage_validation(ctx, held, distilled)
     return write_run_dir(ctx, list(study.train), test, [], list(study.resolved), distilled)
 
 
@@ -667,8 +723,10 @@ def run_from_items(ctx: Context) -> Path:
     train, events = stage_teacher(ctx, "train", [dataclasses.replace(i, evaluations=()) for i in given.train])
     test, _ = stage_teacher(ctx, "test", [dataclasses.replace(i, evaluations=()) for i in given.test])
     resolved = stage_resolve(ctx, train, events)
-    distilled = stage_distill(ctx, resolved)
+    held, training = split_for_validation(ctx, train, resolved)
+    distilled = stage_distill(ctx, training)
     test = stage_students(ctx, test, distilled)
+    ctx.validation = stage_validation(ctx, held, distilled)
     return write_run_dir(ctx, train, test, events, resolved, distilled)
 
 
@@ -687,8 +745,10 @@ def run_all(ctx: Context, study_dir: Path | None = None) -> Path:
     train, events = stage_teacher(ctx, "train", items["train"])
     test, _ = stage_teacher(ctx, "test", items["test"])
     resolved = stage_resolve(ctx, train, events)
-    distilled = stage_distill(ctx, resolved)
+    held, training = split_for_validation(ctx, train, resolved)
+    distilled = stage_distill(ctx, training)
     test = stage_students(ctx, test, distilled)
+    ctx.validation = stage_validation(ctx, held, distilled)
     return write_run_dir(ctx, train, test, events, resolved, distilled)
 
 
@@ -786,6 +846,10 @@ def _planned_pairwise(ctx: Context) -> list[tuple[str, str, str]]:
         rows.append(("distill", "training on the study's resolved events", "local LoRA, no API call"
                      if cfg.distill.kind == "local-lora" else "1 upload + 1 job + status polls"))
         rows.append(("students", "256", "2 students x 64 test pairs x 2 orders"))
+        if cfg.validation_every is not None:
+            rows.append(("student-distilled-validation", f"<= {2 * (75 // cfg.validation_every)}",
+                         f"the distilled student x the validation slice (every {cfg.validation_every}th of the "
+                         "study's 75 train items) x 2 orders"))
         return rows
     if cfg.source == "items":
         from judge_eval.core.store import read_run
@@ -797,6 +861,7 @@ def _planned_pairwise(ctx: Context) -> list[tuple[str, str, str]]:
                          f"{n} given pairs x 2 orders (1 when the first is unparseable)"))
         rows.append(distill)
         rows.append(("students", f"<= {4 * counts['test']}", f"2 students x {counts['test']} pairs x 2 orders"))
+        rows += _planned_validation(cfg, counts["train"])
         return rows
     n_test = cfg.questions["test"]
     for split in ("train", "test"):
@@ -821,4 +886,13 @@ def _planned_pairwise(ctx: Context) -> list[tuple[str, str, str]]:
         rows.append((f"teacher-{split}", f"<= {2 * n}", f"{n} pairs x 2 orders (1 when the first is unparseable)"))
     rows.append(distill)
     rows.append(("students", f"<= {4 * n_test}", f"2 students x {n_test} pairs x 2 orders"))
+    rows += _planned_validation(cfg, cfg.questions["train"])
     return rows
+
+
+def _planned_validation(cfg: PipelineConfig, train: int) -> list[tuple[str, str, str]]:
+    every = cfg.validation_every
+    if every is None:
+        return []
+    return [("student-distilled-validation", f"<= {2 * (train // every)}",
+             f"the distilled student x the validation slice (every {every}th of {train} train items) x 2 orders")]

@@ -30,6 +30,9 @@ class ServerSpec:
     lora_path: Path | None = None
     n_ctx: int = 4096
     threads: int = 2
+    #: llama-cpp-python 0.3.36's server returns token logprobs only with --logits_all true (an HTTP
+    #: 500 otherwise); on only for models whose requests ask for them (ModelSpec.logprobs)
+    logits_all: bool = False
 
     @property
     def base_url(self) -> str:
@@ -38,7 +41,7 @@ class ServerSpec:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
                "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_threads", str(self.threads), "--n_ctx", str(self.n_ctx), "--logits_all", "false",
+               "--n_threads", str(self.threads), "--n_ctx", str(self.n_ctx), "--logits_all", "true" if self.logits_all else "false",
                "--seed", "0"]
         if self.embedding:
             cmd += ["--embedding", "true"]

@@ -239,16 +239,19 @@ def _record_with_servers(ctx: Context, profile: Profile, run_dir: Path, install:
 
     if install:
         ensure_record_packages(project_root)
+    cfg = profile.pipeline
+    logprobs = {port_of(s.base_url or "") for s in (cfg.question_writer, *cfg.answerers, cfg.teacher, cfg.student)
+                if s is not None and s.api == "openai-like" and s.logprobs}
     with Servers(run_dir / "server-logs") as servers:
         for port, (model, embedding) in sorted(_local_servers(profile).items()):
             servers.start(ServerSpec(name=f"{model}-{port}", model_path=model_file(model), port=port,
-                                     alias=model, embedding=embedding))
+                                     alias=model, embedding=embedding, logits_all=port in logprobs))
         distill = profile.pipeline.distill
 
         def serve_adapter(adapter: Path, alias: str) -> str:
             port = port_of(distill.base_url or "")
             spec = ServerSpec(name=f"lora-{port}", model_path=model_file(profile.pipeline.student.model),
-                              port=port, alias=alias, lora_path=adapter)
+                              port=port, alias=alias, lora_path=adapter, logits_all=cfg.student.logprobs)
             return servers.start(spec).base_url
 
         ctx.serve_adapter = serve_adapter
