@@ -44,6 +44,7 @@ class Resolved:
     profile_origin: str = ""  # where the profile's name came from, when a command shows it (compare)
     score_reference: str | None = None  # the score judges' reference (None: ``reference``)
     score_interval: str = "exact_agreement"  # the score metric whose bootstrap interval is computed
+    choice_margin: float = 0.0  # the ``<judge>@choice`` margin: the profile's ``choice_margin``, else 0.0
 
 
 def resolve(args: argparse.Namespace) -> Resolved:
@@ -72,10 +73,12 @@ def resolve(args: argparse.Namespace) -> Resolved:
 
 def _score_options(args: argparse.Namespace, profile: Profile | None) -> dict[str, Any]:
     """The score judges' reference (``--score-reference``, else the profile's ``score_reference``,
-    else None: the reference) and interval metric (the profile's ``score_interval``)."""
+    else None: the reference), interval metric (the profile's ``score_interval``) and the margin of
+    the ``<judge>@choice`` verdicts (the profile's ``choice_margin``, else 0.0)."""
     score_reference = getattr(args, "score_reference", None) or (profile.score_reference if profile else None)
     return {"score_reference": score_reference,
-            "score_interval": profile.score_interval if profile else "exact_agreement"}
+            "score_interval": profile.score_interval if profile else "exact_agreement",
+            "choice_margin": profile.choice_margin if profile else 0.0}
 
 
 def _load_profile(args: argparse.Namespace) -> Profile:
@@ -174,7 +177,8 @@ def _run_and_metrics(run_dir: Path, s: Resolved) -> tuple[Run, RunMetrics]:
 
     run = _test_run(run_dir)
     return run, run_metrics(run.test, s.reference, seed=s.seed, resamples=s.resamples,
-                            score_reference=s.score_reference, score_interval=s.score_interval)
+                            score_reference=s.score_reference, score_interval=s.score_interval,
+                            choice_margin=s.choice_margin)
 
 
 def _metrics(run_dir: Path, s: Resolved) -> RunMetrics:
@@ -185,7 +189,8 @@ def _metrics(run_dir: Path, s: Resolved) -> RunMetrics:
 
     items, scores = load_metrics_input(run_dir)
     return run_metrics(items, s.reference, seed=s.seed, resamples=s.resamples, scores=scores,
-                       score_reference=s.score_reference, score_interval=s.score_interval)
+                       score_reference=s.score_reference, score_interval=s.score_interval,
+                       choice_margin=s.choice_margin)
 
 
 def cmd_report(args: argparse.Namespace, s: Resolved) -> int:
@@ -262,7 +267,7 @@ def cmd_compare(args: argparse.Namespace, s: Resolved) -> int:
                           old_path=str(args.old_run), new_path=str(args.new_run),
                           alpha=args.alpha, seed=s.seed, resamples=s.resamples, profile_origin=s.profile_origin,
                           old_scores=old_scores, new_scores=new_scores, score_reference=s.score_reference,
-                          score_interval=s.score_interval)
+                          score_interval=s.score_interval, choice_margin=s.choice_margin)
     sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.format == "json"
                      else render_comparison(result))
     return 1 if result.fails else 0

@@ -109,6 +109,9 @@ class Profile(Table):
     pipeline: PipelineConfig | None = None  # how to rebuild the run live (profiles local, openai)
     body_hash: bool = False  # cassettes store request-body hashes (requests carry third-party text)
     canary: Canary = Canary()  # when `judge-eval canary` says a judge drifted
+    # the lead below which a `<judge>@choice` verdict is inconclusive (judge_eval.core.choice.combine);
+    # set on a validation slice, never on the pairs it gates (judge_eval.core.choice.pick_margin)
+    choice_margin: Rate = 0.0
 
     _data = field_validator("data", mode="before")(resolve_path)
 

@@ -28,7 +28,8 @@ top-k list shows on a verdict letter: small means the position is doubtful). ``A
 call and second in the flipped one, so P(first stored answer wins) = mean(P_orig(A), P_flip(B)),
 P(second wins) = mean(P_orig(B), P_flip(A)), P(tie) = mean(P_orig(C), P_flip(C)). The verdict is
 the largest of the three, inconclusive (``neither``) when its lead over the second largest is
-below ``margin`` or zero.
+below ``margin`` or zero. A profile sets the margin (``choice_margin``); ``pick_margin`` is the
+rule that chooses it on a validation slice.
 """
 
 from __future__ import annotations
@@ -245,3 +246,154 @@ def first_wins_probability(verdict: Verdict) -> float | None:
     if isinstance(value, Mapping) and isinstance(value.get("first"), (int, float)):
         return float(value["first"])
     return None
+
+
+#: The margins ``pick_margin`` tries by default: 0.00, 0.05, ..., 0.50 (``i / 20`` is the double
+#: nearest each decimal, the same float as the literal ``0.05``, ``0.15``, ...).
+MARGIN_GRID = tuple(i / 20 for i in range(11))
+
+
+@dataclass(frozen=True)
+class MarginRow:
+    """One margin of ``pick_margin``'s grid: what ``<judge>@choice`` does with it against the
+    reference, corrected frame, ties with (``judge_eval.core.metrics.compare``'s counts)."""
+
+    margin: float
+    agreements: int  # items both judged conclusively with the same first-answer score
+    comparable: int  # items both judged conclusively (compare's ``total``)
+    inconclusive: int  # ``<judge>@choice`` verdicts of source ``neither`` (compare's ``inconclusive``)
+    items: int  # pairwise items (compare's ``items``)
+    qualifies: bool  # inconclusive / items <= max_inconclusive_rate
+
+    @property
+    def agreement_rate(self) -> float | None:
+        return self.agreements / self.comparable if self.comparable else None
+
+    @property
+    def inconclusive_rate(self) -> float | None:
+        """The rate the gate ``max_inconclusive_rate`` reads (``Comparison.inconclusive_rate``)."""
+        return self.inconclusive / self.items if self.items else None
+
+
+@dataclass(frozen=True)
+class MarginChoice:
+    """``pick_margin``'s answer: the margin, every row of the grid, and why, in one line."""
+
+    margin: float
+    rows: tuple[MarginRow, ...]
+    reason: str
+
+
+def pick_margin(items: Sequence[QAItem], judge: str, reference: str, *, max_inconclusive_rate: float = 0.25,
+                grid: Sequence[float] | None = None) -> MarginChoice:
+    """The ``choice_margin`` of a profile, chosen on a validation slice ``items`` (never on the
+    pairs the profile gates: a margin picked on them is fitted to them).
+
+    For each margin of ``grid`` (default ``MARGIN_GRID``: 0.00, 0.05, ..., 0.50) the
+    ``<judge>@choice`` verdicts are derived with it (``with_choice_verdicts``) and compared with
+    ``reference`` in the corrected frame, ties with, as ``judge_eval.core.metrics.compare`` counts:
+    *comparable* items are those both judged conclusively, *agreements* those of them with the same
+    first-answer score; the *inconclusive rate* is ``<judge>@choice``'s verdicts of source
+    ``neither`` over all pairwise items, the rate the gate ``max_inconclusive_rate`` checks
+    (``Comparison.inconclusive_rate``; unparseable verdicts, an order without probabilities, are
+    not in it: ``max_parse_failures`` gates them, and no margin changes them).
+
+    Rule: among the margins whose inconclusive rate is <= ``max_inconclusive_rate``, pick the
+    highest agreement rate (agreements / comparable, compared as exact fractions) on the pairs both
+    judged conclusively; ties -> the smaller margin. A margin with no comparable pair has no
+    agreement rate and ranks below every margin that has one. If no margin qualifies, the margin
+    is 0.0 and ``reason`` says so.
+
+    ``judge``: the judge with choice probabilities (``<judge>@choice`` also accepted). A
+    ``ValueError`` when it has none in ``items``, when ``items`` already hold a stored
+    ``<judge>@choice`` (it would win over every derived one: no margin would change it), or when a
+    setting is out of range."""
+    from fractions import Fraction
+
+    from judge_eval.core.metrics import as_table, judge_stats
+
+    base = judge[:-len(CHOICE_SUFFIX)] if judge.endswith(CHOICE_SUFFIX) else judge
+    name = base + CHOICE_SUFFIX
+    margins = tuple(MARGIN_GRID if grid is None else grid)
+    if not margins:
+        raise ValueError("grid is empty; give at least one margin (default: 0.00, 0.05, ..., 0.50)")
+    if any(not (isinstance(m, (int, float)) and 0 <= m <= 1) for m in margins):
+        raise ValueError(f"grid {list(margins)!r} holds a margin outside [0, 1]")
+    if not 0 <= max_inconclusive_rate <= 1:
+        raise ValueError(f"max_inconclusive_rate {max_inconclusive_rate!r} is outside [0, 1]")
+    items = [item for item in items if item.kind == PAIRWISE]
+    if base not in choice_judges(items):
+        raise ValueError(f"judge {base!r} has no choice probabilities (extra[{CHOICE_KEY!r}]) on a pairwise item, "
+                         f"so {name!r} has no verdict to decide with a margin")
+    if any(item.verdict(name) is not None for item in items):
+        raise ValueError(f"the items already hold stored {name!r} verdicts, which win over derived ones: no margin "
+                         "would change them. Pick the margin on items without them")
+    rows = []
+    for margin in margins:
+        table = as_table(with_choice_verdicts(items, float(margin)))
+        if reference not in table.judges:
+            raise ValueError(f"reference judge {reference!r} has no verdict in these items; judges found: "
+                             f"{', '.join(j for j in table.judges if j != name)}")
+        r, c = table.column(reference), table.column(name)
+        both = r.conclusive & c.conclusive  # compare(ties="with")'s compared items
+        agreements = int((r.frame_scores("corrected")[both] == c.frame_scores("corrected")[both]).sum())
+        stats = judge_stats(table, name, "corrected")
+        rows.append(MarginRow(margin=float(margin), agreements=agreements, comparable=int(both.sum()),
+                              inconclusive=stats.inconclusive, items=stats.items,
+                              # the gate's comparison: inconclusive / items <= max_inconclusive_rate
+                              qualifies=bool(stats.items) and stats.inconclusive / stats.items <= max_inconclusive_rate))
+    qualifying = [row for row in rows if row.qualifies]
+    if not qualifying:
+        lowest = min(rows, key=lambda row: (row.inconclusive, row.margin))
+        return MarginChoice(0.0, tuple(rows), (
+            f"no margin of the grid keeps the inconclusive rate of {name} at or below {max_inconclusive_rate} "
+            f"(lowest {lowest.inconclusive}/{lowest.items} at margin {lowest.margin:g}): margin 0.0"))
+
+    def rank(row: MarginRow) -> tuple[bool, Fraction, float]:
+        rate = Fraction(row.agreements, row.comparable) if row.comparable else Fraction(0)
+        return (row.comparable > 0, rate, -row.margin)
+
+    best = max(qualifying, key=rank)
+    rate = f"{best.agreements}/{best.comparable}" if best.comparable else "undefined (no comparable pair)"
+    return MarginChoice(best.margin, tuple(rows), (
+        f"margin {best.margin:g}: agreement {rate} of {name} with {reference}, the highest of the "
+        f"{len(qualifying)} margin(s) whose inconclusive rate is <= {max_inconclusive_rate} (here "
+        f"{best.inconclusive}/{best.items}); ties go to the smaller margin"))
+
+
+#: The suffix of the per-order choice judge: ``<judge>@choice-orders``.
+ORDERS_SUFFIX = "@choice-orders"
+
+
+def _top_letter(probs: Mapping[str, float]) -> str | None:
+    """The letter with the highest probability, None when two share it."""
+    ranked = sorted(LETTERS, key=lambda k: probs[k], reverse=True)
+    return None if probs[ranked[0]] == probs[ranked[1]] else ranked[0]
+
+
+def orders_choice_verdict(verdict: Verdict) -> Verdict:
+    """The verdict by choice *without* the debiased combination: each order's verdict is its most
+    probable letter, and the two orders are resolved exactly as the text verdicts are
+    (``judge_eval.core.resolution.resolve_orders``: A/A or B/B is inconclusive). This is the step
+    between the parsed text and ``choice_verdict``: what reading the probabilities alone changes.
+    An order without probabilities, or with two letters equally probable, is unparseable."""
+    from judge_eval.core.resolution import resolve_orders
+
+    name = verdict.llm + ORDERS_SUFFIX
+    choices = stored_choices(verdict) or {}
+    letters = {order: _top_letter(choices[order].probs) if order in choices and choices[order].probs else None
+               for order in ORDERS}
+    score, source = resolve_orders(letters[ORIGINAL], letters[FLIPPED])
+    return Verdict(llm=name, score=score, text="", source=source,
+                   extra={"choice_letters": {order: letters[order] for order in ORDERS}})
+
+
+def with_orders_choice_verdicts(items: Sequence[QAItem]) -> list[QAItem]:
+    """The items with ``<judge>@choice-orders`` (``orders_choice_verdict``) next to every verdict
+    of a judge that has choice entries anywhere."""
+    judges = set(choice_judges(items))
+    out = []
+    for item in items:
+        extra = [orders_choice_verdict(v) for v in item.evaluations if v.llm in judges]
+        out.append(replace(item, evaluations=item.evaluations + tuple(extra)) if extra else item)
+    return out

@@ -626,6 +626,7 @@ class RunMetrics:
             "score_interval": self.score_interval,
             "score_judges": {name: c.to_json() for name, c in self.scores.items()},
             "calibration": {name: c.to_json() for name, c in self.calibration.items()},
+            "choice_margin": self.choice_margin,  # what the ``@choice`` verdicts were decided with
         }
 
 

@@ -52,6 +52,7 @@ import numpy as np
 from judge_eval.errors import JudgeEvalError, RunFileError
 from judge_eval.core.metrics import (Comparison, Items, JudgeStats, VerdictTable, as_table, bootstrap_means,
                                      discover_judges, frame_score, run_metrics)
+from judge_eval.core.choice import CHOICE_KEY, with_choice_verdicts
 from judge_eval.core.items import SCORE_SOURCES, SCORED, QAItem, scale_text
 from judge_eval.core.scores import (ScoreColumn, ScoreComparison, ScoreStats, ScoreTable, item_errors,
                                     paired_errors, split_tables)
@@ -451,23 +452,36 @@ def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                  gated: Sequence[str] = (), profile: Any = None, old_path: str = "OLD", new_path: str = "NEW",
                  alpha: float = 0.05, seed: int = 0, resamples: int = 2000,
                  profile_origin: str = "", old_scores: ScoreTable | None = None, new_scores: ScoreTable | None = None,
-                 score_reference: str | None = None, score_interval: str | None = None) -> RunComparison:
+                 score_reference: str | None = None, score_interval: str | None = None,
+                 choice_margin: float | None = None) -> RunComparison:
     """``old`` and ``new``: each a run's items or their ``VerdictTable`` (what ``load_table``
     reads, a few arrays where 1,000,000 items take gigabytes) with ``old_scores`` / ``new_scores``,
     the ``ScoreTable`` of its pointwise items (``load_metrics_input`` reads both; items carry their
     own). ``profile`` (a ``Profile``) adds its gates and its ``max_parse_failures``/``max_errors``
     to the rules of the gated judges. Score judges are compared against ``score_reference``
-    (default: ``reference``) with the interval of ``score_interval`` (default: the profile's)."""
+    (default: ``reference``) with the interval of ``score_interval`` (default: the profile's).
+
+    A judge whose verdicts carry choice probabilities gets its ``<judge>@choice`` judge in each
+    run that holds items (not a ``VerdictTable``: it has no ``extra``), decided with
+    ``choice_margin`` (default: the profile's ``choice_margin``, else 0.0) and compared like any
+    judge."""
     if old_scores is None:
         old_scores = ScoreTable.from_items(() if isinstance(old, VerdictTable) else old)
     if new_scores is None:
         new_scores = ScoreTable.from_items(() if isinstance(new, VerdictTable) else new)
     if score_interval is None:
         score_interval = profile.score_interval if profile is not None else "exact_agreement"
+    if choice_margin is None:
+        choice_margin = profile.choice_margin if profile is not None else 0.0
     score_ref = score_reference or reference
     # the pairwise items of a list of items (their positions are the VerdictTable's)
     old_pairs = old if isinstance(old, VerdictTable) or not len(old_scores) else [i for i in old if len(i.answers) != 1]
     new_pairs = new if isinstance(new, VerdictTable) or not len(new_scores) else [i for i in new if len(i.answers) != 1]
+    # the ``<judge>@choice`` verdicts, before the tables are built: their columns are compared item by item
+    if not isinstance(old_pairs, VerdictTable):
+        old_pairs = with_choice_verdicts(old_pairs, choice_margin)
+    if not isinstance(new_pairs, VerdictTable):
+        new_pairs = with_choice_verdicts(new_pairs, choice_margin)
     old_t, new_t = as_table(old_pairs), as_table(new_pairs)
     _same_items([*old_t.ids, *old_scores.ids], [*new_t.ids, *new_scores.ids], old_path, new_path)
     _same_items(old_t.ids, new_t.ids, old_path, new_path, "pairwise items (an item with two answers in one run has one "
@@ -495,7 +509,8 @@ def compare_runs(old: Items, new: Items, *, reference: str = "gpt_4",
                 f"{', '.join(old_found) or 'none'}; in {new_path}: {', '.join(new_found) or 'none'}. "
                 f"A {role} must be in both runs to be compared: if it was renamed or dropped, fix the run "
                 f"or `{key}` of the profile")
-    score_options = {"scores": None, "score_reference": score_reference, "score_interval": score_interval}
+    score_options = {"scores": None, "score_reference": score_reference, "score_interval": score_interval,
+                     "choice_margin": choice_margin}
     # judge groups need the items themselves (judge_eval.core.groups); a table has none
     old_m = run_metrics(old_items if isinstance(old_pairs, VerdictTable) else [old_pairs[p] for p in old_pos],
                         reference, seed=seed, resamples=resamples, **{**score_options, "scores": old_scores})
@@ -828,15 +843,53 @@ def load_table(path: Path | str) -> VerdictTable:
     return load_tables(path)[0]
 
 
+#: The bytes a line of a test file holds when one of its verdicts may carry choice probabilities
+#: (``judge_eval.core.choice.CHOICE_KEY`` as a JSON key; an answer text holding the word choice
+#: has it only when quoted alone, a false positive ``has_choice_verdicts`` then parses away).
+_CHOICE_BYTES = b'"' + CHOICE_KEY.encode() + b'"'
+
+
+def has_choice_verdicts(path: Path | str) -> bool:
+    """Whether the test file of run ``path`` holds a verdict with choice probabilities: an
+    evaluation whose ``choice`` (``CHOICE_KEY``) is an object. Read a line at a time as bytes; only
+    a line holding ``"choice"`` is parsed, and the scan stops at the first such verdict. A line that
+    does not parse is skipped (the reader of the run reports it): at worst this says True for a run
+    whose metrics then read the items (memory, never other numbers: ``with_choice_verdicts`` derives
+    nothing from a verdict without choice entries)."""
+    import json
+
+    from judge_eval.core.store import QA_FILES
+
+    try:
+        fh = (Path(path) / QA_FILES["test"]).open("rb")
+    except OSError:
+        return False
+    with fh:
+        for line in fh:
+            if _CHOICE_BYTES not in line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            evaluations = obj.get("evaluations") if isinstance(obj, dict) else None
+            if isinstance(evaluations, list) and any(
+                    isinstance(e, dict) and isinstance(e.get(CHOICE_KEY), dict) for e in evaluations):
+                return True
+    return False
+
+
 def load_metrics_input(path: Path | str) -> tuple[Items, ScoreTable]:
     """(``load_tables``'s ``VerdictTable``, or the items themselves when the run has judge groups
-    (``<group>:<id>`` judges), whose metrics need them (``judge_eval.core.groups``); the
-    ``ScoreTable`` of its pointwise items): what ``run_metrics`` (``scores=``) and
+    (``<group>:<id>`` judges) or verdicts with choice probabilities (``has_choice_verdicts``), whose
+    metrics need them (``judge_eval.core.groups``; the ``<judge>@choice`` judges of
+    ``judge_eval.core.choice``, read from each verdict's ``extra``, which a table does not keep);
+    the ``ScoreTable`` of its pointwise items): what ``run_metrics`` (``scores=``) and
     ``compare_runs`` (``old_scores=``, ``new_scores=``) take."""
     from judge_eval.core.groups import discover_groups
 
-    table, scores = load_tables(path)
-    return (load_items(path) if discover_groups(table.judges) else table), scores
+    table, scores = load_tables(path)  # first: a broken run fails with the reader's error
+    return (load_items(path) if discover_groups(table.judges) or has_choice_verdicts(path) else table), scores
 
 
 def load_for_metrics(path: Path | str) -> Items:

@@ -848,7 +848,7 @@ def _planned_pairwise(ctx: Context) -> list[tuple[str, str, str]]:
         rows.append(("students", "256", "2 students x 64 test pairs x 2 orders"))
         if cfg.validation_every is not None:
             rows.append(("student-distilled-validation", f"<= {2 * (75 // cfg.validation_every)}",
-                         f"the distilled student x the validation slice (every {cfg.validation_every}th of the "
+                         f"the distilled student x the validation slice (one in {cfg.validation_every} of the "
                          "study's 75 train items) x 2 orders"))
         return rows
     if cfg.source == "items":
@@ -895,4 +895,4 @@ def _planned_validation(cfg: PipelineConfig, train: int) -> list[tuple[str, str,
     if every is None:
         return []
     return [("student-distilled-validation", f"<= {2 * (train // every)}",
-             f"the distilled student x the validation slice (every {every}th of {train} train items) x 2 orders")]
+             f"the distilled student x the validation slice (one in {every} of {train} train items) x 2 orders")]

@@ -281,7 +281,7 @@ def report_run(config: pytest.Config, label: str, items, profile, title: str, *,
 
     metrics = run_metrics(items, profile.reference, seed=profile.bootstrap_seed,
                           resamples=profile.bootstrap_resamples, score_reference=profile.score_reference,
-                          score_interval=profile.score_interval)
+                          score_interval=profile.score_interval, choice_margin=profile.choice_margin)
     problem = []
     try:
         gates = gate_results(metrics, profile, run_dir=run_dir if run_dir is not None else label)
