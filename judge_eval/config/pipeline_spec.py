@@ -129,6 +129,9 @@ class DistillSpec(Table):
     #: train on both orders of every resolved event: each is followed by its twin with the answers
     #: exchanged and the verdict letter mirrored (JudgeLM's swap augmentation against position bias)
     swap_augment: bool = False
+    #: what the student learns to write: the teacher's whole answer ("transcript": explanation, then
+    #: the verdict), or only its verdict token ("verdict": "[[A]]", "[[B]]" or "[[C]]")
+    target: Literal["transcript", "verdict"] = "transcript"
 
 
 class Corpus(Table):

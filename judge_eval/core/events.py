@@ -181,3 +181,22 @@ def swap_augmented(events: Sequence[FinetuneEvent]) -> list[FinetuneEvent]:
     for n, event in enumerate(events, start=1):
         out += [event, swap_event(event, n)]
     return out
+
+
+# --------------------------------------------------------------------------- verdict-only targets
+
+_VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
+
+
+def verdict_target(event: FinetuneEvent, n: int) -> FinetuneEvent:
+    """The event with its assistant answer cut to the verdict alone (``[[A]]``, ``[[B]]`` or
+    ``[[C]]``, the last one the teacher wrote): the student learns the decision, not the prose.
+    ``n`` is the event's 1-based line, for the error."""
+    messages = list(event.messages)
+    answers = [i for i, m in enumerate(messages) if m.role == "assistant"]
+    found = _VERDICT.findall(messages[answers[-1]].content) if answers else []
+    if not found:
+        raise JudgeEvalError(f"resolved fine-tuning event {n} has no verdict [[A]], [[B]] or [[C]] in its assistant "
+                             "message, so it has no verdict-only target; set distill.target = \"transcript\"")
+    messages[answers[-1]] = dataclasses.replace(messages[answers[-1]], content=f"[[{found[-1]}]]")
+    return dataclasses.replace(event, messages=tuple(messages))

@@ -527,6 +527,10 @@ def stage_distill(ctx: Context, resolved: list[Any]) -> Any:
         from judge_eval.core.events import swap_augmented
 
         resolved = swap_augmented(resolved)
+    if cfg.distill.target == "verdict":  # the assistant turn cut to its verdict token
+        from judge_eval.core.events import verdict_target
+
+        resolved = [verdict_target(e, n) for n, e in enumerate(resolved, start=1)]
     ctx.counts["training_examples"] = len(resolved)
     # What the fine-tuning API gets: {"messages": [...]} only, as in the study's resolved file.
     write_events(training, [FinetuneEvent(messages=e.messages) for e in resolved])

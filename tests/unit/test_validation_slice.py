@@ -79,3 +79,13 @@ def test_an_event_in_another_template_cannot_be_swapped() -> None:
     odd = FinetuneEvent(messages=(Message("user", "Which is better, 1 or 2?"), Message("assistant", "[[A]]")))
     with pytest.raises(JudgeEvalError, match=r"event 3 cannot be swapped.*swap_augment = false"):
         swap_event(odd, 3)
+
+
+def test_a_verdict_target_keeps_only_the_last_verdict() -> None:
+    from judge_eval.core.events import verdict_target
+
+    e = event("Q?", "a", "b", "Assistant A cites [[B]]-style marks, but wins.\n\nFinal Verdict: [[ A ]]")
+    cut = verdict_target(e, 1)
+    assert cut.messages[2].content == "[[A]]" and cut.messages[:2] == e.messages[:2]
+    with pytest.raises(JudgeEvalError, match=r"event 4 has no verdict .*distill.target = \"transcript\""):
+        verdict_target(event("Q?", "a", "b", "I cannot decide."), 4)
