@@ -44,7 +44,7 @@ class Row:
     verdicts: str
     judge: str
     margin: float | None
-    hits: list[bool]  # per validation item where the reference is conclusive, in item order
+    hits: dict[str, bool]  # validation item id -> hit, over the items where the reference is conclusive
     val_inconclusive: int
     val_unparseable: int
     val_items: int
@@ -54,14 +54,22 @@ class Row:
 
     @property
     def hit_count(self) -> int:
-        return sum(self.hits)
+        return sum(self.hits.values())
 
 
-def _hits(items: list, judge: str, reference: str) -> list[bool]:
+#: The README's last tie-break: the simpler verdict source first.
+SOURCES = ("text", "choice per order", "choice debiased")
+
+
+def _hits(items: list, judge: str, reference: str) -> dict[str, bool]:
     table = as_table(items)
     r, c = table.column(reference), table.column(judge)
     same = (r.frame_scores("corrected") == c.frame_scores("corrected")) & c.conclusive
-    return [bool(s) for s, ok in zip(same, r.conclusive) if ok]
+    return {item.id: bool(s) for item, s, ok in zip(items, same, r.conclusive) if ok}
+
+
+class RecipeError(Exception):
+    """A run the table cannot use, with what to do."""
 
 
 def rows_of(name: str, run_dir: Path, reference: str) -> list[Row]:
@@ -70,8 +78,13 @@ def rows_of(name: str, run_dir: Path, reference: str) -> list[Row]:
     seconds = float(meta["distillation"].get("train_seconds") or 0.0)
     validation = list(read_run(run_dir / "validation", require=("test",)).test)
     test = list(read_run(run_dir, require=("test",)).test)
+    for part, items in (("validation/", validation), ("test", test)):
+        missing = [i.id for i in items if i.verdict(reference) is None or i.verdict(student) is None]
+        if missing:
+            raise RecipeError(f"{run_dir} {part}: {len(missing)} item(s) lack a verdict of {reference} or {student} "
+                              f"(first {missing[0]}); record the run again")
     variants: list[tuple[str, str, float | None]] = [("text", student, None)]
-    if student in choice_judges(validation):
+    if student in choice_judges(validation) and student in choice_judges(test):
         margin = pick_margin(validation, student, reference).margin
         variants += [("choice per order", student + ORDERS_SUFFIX, None),
                      ("choice debiased", student + CHOICE_SUFFIX, margin)]
@@ -88,8 +101,8 @@ def rows_of(name: str, run_dir: Path, reference: str) -> list[Row]:
     return out
 
 
-def _rank(row: Row) -> tuple[int, int, float]:
-    return (-row.hit_count, row.val_inconclusive, row.train_seconds)
+def _rank(row: Row) -> tuple[int, int, float, int, str]:
+    return (-row.hit_count, row.val_inconclusive, row.train_seconds, SOURCES.index(row.verdicts), row.recipe)
 
 
 def _ci(c: Any) -> str:
@@ -116,9 +129,9 @@ def table(rows: list[Row]) -> str:
                      f"{c.parse_failures}/{row.test_items} | {_ci(c)} | {kappa} | {row.train_seconds:,.0f} s |")
     if len(ranked) > 1:
         first, second = ranked[0], ranked[1]
-        if len(first.hits) == len(second.hits):
-            b = sum(1 for x, y in zip(first.hits, second.hits) if x and not y)
-            c = sum(1 for x, y in zip(first.hits, second.hits) if y and not x)
+        if first.hits.keys() == second.hits.keys():  # paired by item
+            b = sum(1 for k, x in first.hits.items() if x and not second.hits[k])
+            c = sum(1 for k, y in second.hits.items() if y and not first.hits[k])
             p = mcnemar_exact(b, c)
             told = "told apart" if p < 0.05 else "could not be told apart"
             lines.append("")
@@ -138,7 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         name, sep, path = spec.partition("=")
         if not sep or not Path(path, "validation").is_dir():
             parser.error(f"{spec!r}: give NAME=RUN_DIR, RUN_DIR a recorded run with a validation/ folder")
-        rows += rows_of(name, Path(path), args.reference)
+        try:
+            rows += rows_of(name, Path(path), args.reference)
+        except RecipeError as exc:
+            parser.error(str(exc))
+    slices = {frozenset(r.hits) for r in rows}
+    if len(slices) > 1:
+        parser.error("the runs' validation slices hold different items (or GPT-4 is conclusive on different ones); "
+                     "recipes are compared on one slice: record them with the same pipeline.validation_every")
     print(table(rows))
     return 0
 

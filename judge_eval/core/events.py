@@ -17,6 +17,7 @@ import dataclasses
 import re
 from typing import Mapping, Sequence
 
+from judge_eval.core.parsing import parse_verdict
 from judge_eval.errors import JudgeEvalError
 from judge_eval.core.items import FLIPPED, ORIGINAL, ORDERS, FinetuneEvent, QAItem
 
@@ -111,6 +112,8 @@ def event_item_id(event: FinetuneEvent, items: Sequence[QAItem], n: int) -> str:
     user = next((m.content for m in event.messages if m.role == "user"), "")
     found = _QUESTION.search(user)
     asked = found.group(1).strip() if found else None
+    if asked is not None:
+        asked = asked.removeprefix("Question:").strip()
     matches = [item.id for item in items
                if (asked is not None and item.question.removeprefix("Question:").strip() == asked)]
     if not matches:  # a user message in another template: the question anywhere in it
@@ -137,15 +140,16 @@ def split_validation(items: Sequence[QAItem], resolved: Sequence[FinetuneEvent],
 _ANSWERS = re.compile(
     r"(\[The Start of Assistant A’s Answer\]\n)(.*)(\n\[The End of Assistant A’s Answer\]\n\n"
     r"\[The Start of Assistant B’s Answer\]\n)(.*)(\n\[The End of Assistant B’s Answer\])", re.DOTALL)
-_LETTERS = re.compile(r"\[\[([AB])\]\]|\b(Assistant) ([AB])\b")
-_OTHER = {"A": "B", "B": "A"}
+_LETTERS = re.compile(r"\[\[(\s*)([AB])(\s*)\]\]|\b(Assistant) ([AB])\b")
+_OTHER = {"A": "B", "B": "A", "C": "C"}
+_SEPARATOR = "\n[The End of Assistant A’s Answer]\n\n[The Start of Assistant B’s Answer]\n"
 
 
 def _swap_letters(text: str) -> str:
     def other(m: re.Match[str]) -> str:
-        if m.group(1):
-            return f"[[{_OTHER[m.group(1)]}]]"
-        return f"{m.group(2)} {_OTHER[m.group(3)]}"
+        if m.group(2):
+            return f"[[{m.group(1)}{_OTHER[m.group(2)]}{m.group(3)}]]"
+        return f"{m.group(4)} {_OTHER[m.group(5)]}"
 
     return _LETTERS.sub(other, text)
 
@@ -160,17 +164,22 @@ def swap_event(event: FinetuneEvent, n: int) -> FinetuneEvent:
     users = [i for i, m in enumerate(messages) if m.role == "user"]
     answers = [i for i, m in enumerate(messages) if m.role == "assistant"]
     found = _ANSWERS.search(messages[users[-1]].content) if users else None
-    if found is None or not answers or "[[" not in messages[answers[-1]].content:
+    verdict = parse_verdict(messages[answers[-1]].content).outcome if answers else None
+    if found is None or verdict is None or messages[users[-1]].content.count(_SEPARATOR) != 1:
         raise JudgeEvalError(
             f"resolved fine-tuning event {n} cannot be swapped: its user message does not hold the pairwise "
-            "template's two answer blocks (Assistant A's, then Assistant B's), or "
-            "it has no assistant verdict in [[ ]]; set distill.swap_augment = false for events in another template")
+            "template's two answer blocks (Assistant A's, then Assistant B's) exactly once, "
+            "or its assistant message has no verdict the parser reads; set distill.swap_augment = false for events in "
+            "another template")
     user = messages[users[-1]].content
     swapped = (user[:found.start()] + found.group(1) + found.group(4) + found.group(3) + found.group(2)
                + found.group(5) + user[found.end():])
     messages[users[-1]] = dataclasses.replace(messages[users[-1]], content=swapped)
-    messages[answers[-1]] = dataclasses.replace(messages[answers[-1]],
-                                                content=_swap_letters(messages[answers[-1]].content))
+    mirrored = _swap_letters(messages[answers[-1]].content)
+    if parse_verdict(mirrored).outcome != _OTHER[verdict]:  # e.g. a verdict letter the pattern does not reach
+        raise JudgeEvalError(f"resolved fine-tuning event {n}: its verdict {verdict} did not mirror to "
+                             f"{_OTHER[verdict]} when swapped; set distill.swap_augment = false or fix the event")
+    messages[answers[-1]] = dataclasses.replace(messages[answers[-1]], content=mirrored)
     order = {ORIGINAL: FLIPPED, FLIPPED: ORIGINAL}.get(event.order or "", event.order)
     return FinetuneEvent(messages=tuple(messages), item_id=event.item_id, order=order, extra=event.extra)
 
@@ -185,18 +194,15 @@ def swap_augmented(events: Sequence[FinetuneEvent]) -> list[FinetuneEvent]:
 
 # --------------------------------------------------------------------------- verdict-only targets
 
-_VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
-
-
 def verdict_target(event: FinetuneEvent, n: int) -> FinetuneEvent:
     """The event with its assistant answer cut to the verdict alone (``[[A]]``, ``[[B]]`` or
     ``[[C]]``, the last one the teacher wrote): the student learns the decision, not the prose.
     ``n`` is the event's 1-based line, for the error."""
     messages = list(event.messages)
     answers = [i for i, m in enumerate(messages) if m.role == "assistant"]
-    found = _VERDICT.findall(messages[answers[-1]].content) if answers else []
-    if not found:
-        raise JudgeEvalError(f"resolved fine-tuning event {n} has no verdict [[A]], [[B]] or [[C]] in its assistant "
+    parsed = parse_verdict(messages[answers[-1]].content) if answers else None
+    if parsed is None or parsed.outcome is None:
+        raise JudgeEvalError(f"resolved fine-tuning event {n} has no verdict the parser reads in its assistant "
                              "message, so it has no verdict-only target; set distill.target = \"transcript\"")
-    messages[answers[-1]] = dataclasses.replace(messages[answers[-1]], content=f"[[{found[-1]}]]")
+    messages[answers[-1]] = dataclasses.replace(messages[answers[-1]], content=f"[[{parsed.outcome}]]")
     return dataclasses.replace(event, messages=tuple(messages))

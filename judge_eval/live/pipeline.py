@@ -627,7 +627,10 @@ def stage_validation(ctx: Context, held: list[QAItem], distilled: Any) -> dict[s
         return None
     cfg = ctx.config
     reference = ctx.profile.reference
-    items = [dataclasses.replace(i, evaluations=tuple(v for v in i.evaluations if v.llm == reference))
+    # the train items' own ids, written into the line: read back from validation/ as test items,
+    # they would otherwise get test ids
+    items = [dataclasses.replace(i, evaluations=tuple(v for v in i.evaluations if v.llm == reference),
+                                 extra={**i.extra, "id": i.id})
              for i in held]
     items, _ = stage_judge(ctx, "students", "student-distilled", "validation", items, distilled_spec(cfg, distilled),
                            cfg.distilled_student_name)

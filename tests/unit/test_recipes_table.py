@@ -48,3 +48,25 @@ def test_a_run_without_a_validation_slice_is_refused(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipes.py"), f"x={tmp_path}"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "a recorded run with a validation/ folder" in out.stderr
+
+
+def test_the_rule_does_not_depend_on_the_order_of_the_runs(tmp_path: Path) -> None:
+    # Two runs alike but for training time: every row ties on hits (3/4) and inconclusives (0), so the
+    # shorter training (run "b", 50 s) wins, with its simplest source (text), whichever run is named first.
+    script = str(ROOT / "benchmarks" / "recipes.py")
+    a, b = recorded(tmp_path, "a", 100), recorded(tmp_path, "b", 50)
+    for order in ([f"a={a}", f"b={b}"], [f"b={b}", f"a={a}"]):
+        out = subprocess.run([sys.executable, script, *order], capture_output=True, text=True)
+        chosen = [line for line in out.stdout.splitlines() if "**(chosen)**" in line]
+        assert len(chosen) == 1 and chosen[0].startswith("| b **(chosen)** | text |"), out.stdout + out.stderr
+
+
+def test_runs_on_different_slices_are_refused(tmp_path: Path) -> None:
+    from tests.unit.test_choice_margin import item, ref, student
+
+    a = recorded(tmp_path, "a", 100)
+    b = recorded(tmp_path, "b", 100)
+    write_qa(b / "validation" / "test_qa_complete.jsonl", [item(9, ref(1.0), student(0.9, 0.1, 0.1, 0.9))])
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipes.py"), f"a={a}", f"b={b}"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "validation slices hold different items" in out.stderr

@@ -81,11 +81,23 @@ def test_an_event_in_another_template_cannot_be_swapped() -> None:
         swap_event(odd, 3)
 
 
-def test_a_verdict_target_keeps_only_the_last_verdict() -> None:
+def test_a_verdict_target_keeps_only_the_verdict_the_parser_reads() -> None:
     from judge_eval.core.events import verdict_target
 
-    e = event("Q?", "a", "b", "Assistant A cites [[B]]-style marks, but wins.\n\nFinal Verdict: [[ A ]]")
+    # a quoted format string is no verdict (the parser skips it); "[[ A ]]" is
+    e = event("Q?", "a", "b", "Answer with [[A]], [[B]] or [[C]]. Assistant A wins.\n\nFinal Verdict: [[ A ]]")
     cut = verdict_target(e, 1)
     assert cut.messages[2].content == "[[A]]" and cut.messages[:2] == e.messages[:2]
-    with pytest.raises(JudgeEvalError, match=r"event 4 has no verdict .*distill.target = \"transcript\""):
-        verdict_target(event("Q?", "a", "b", "I cannot decide."), 4)
+    for unreadable in ("I cannot decide.", "First [[A]], then again [[B]]."):  # none; two conflicting
+        with pytest.raises(JudgeEvalError, match=r"event 4 has no verdict .*distill.target = \"transcript\""):
+            verdict_target(event("Q?", "a", "b", unreadable), 4)
+
+
+def test_a_spaced_verdict_is_mirrored_and_one_that_cannot_be_is_refused() -> None:
+    s = swap_event(event("Q?", "x", "y", "Assistant B wins. [[ B ]]"), 1)
+    assert s.messages[2].content == "Assistant A wins. [[ A ]]"
+    with pytest.raises(JudgeEvalError, match="event 2 cannot be swapped"):  # no verdict the parser reads
+        swap_event(event("Q?", "x", "y", "hmm [[ unsure"), 2)
+    sep = "\n[The End of Assistant A’s Answer]\n\n[The Start of Assistant B’s Answer]\n"
+    with pytest.raises(JudgeEvalError, match="event 3 cannot be swapped"):  # the separator inside an answer
+        swap_event(event("Q?", "x", "quoting" + sep + "it", "[[A]]"), 3)
