@@ -140,7 +140,8 @@ def split_validation(items: Sequence[QAItem], resolved: Sequence[FinetuneEvent],
 _ANSWERS = re.compile(
     r"(\[The Start of Assistant A’s Answer\]\n)(.*)(\n\[The End of Assistant A’s Answer\]\n\n"
     r"\[The Start of Assistant B’s Answer\]\n)(.*)(\n\[The End of Assistant B’s Answer\])", re.DOTALL)
-_LETTERS = re.compile(r"\[\[(\s*)([AB])(\s*)\]\]|\b(Assistant) ([AB])\b")
+_LETTERS = re.compile(r"\[\[(\s*)([AB])(\s*)\]\]"
+                      r"|\b([Aa]ssistants?|[Rr]esponses?|[Aa]nswers?) ([AB])(?:( (?:and|or|&) |/)([AB]))?\b")
 _OTHER = {"A": "B", "B": "A", "C": "C"}
 _SEPARATOR = "\n[The End of Assistant A’s Answer]\n\n[The Start of Assistant B’s Answer]\n"
 
@@ -149,7 +150,8 @@ def _swap_letters(text: str) -> str:
     def other(m: re.Match[str]) -> str:
         if m.group(2):
             return f"[[{m.group(1)}{_OTHER[m.group(2)]}{m.group(3)}]]"
-        return f"{m.group(4)} {_OTHER[m.group(5)]}"
+        pair = f"{m.group(6)}{_OTHER[m.group(7)]}" if m.group(7) else ""  # "Assistant A and B"
+        return f"{m.group(4)} {_OTHER[m.group(5)]}{pair}"
 
     return _LETTERS.sub(other, text)
 
@@ -158,8 +160,9 @@ def swap_event(event: FinetuneEvent, n: int) -> FinetuneEvent:
     """The event with its two answers exchanged and the verdict mirrored (JudgeLM's swap
     augmentation): in the user message the texts of Assistant A's and Assistant B's answers trade
     places (PairwiseComparisonEvaluator's template); in the assistant message ``[[A]]`` and
-    ``[[B]]`` trade places, as do the explanation's ``Assistant A`` / ``Assistant B``; ``[[C]]``
-    stays a tie. ``n`` is the event's 1-based line, for the error."""
+    ``[[B]]`` trade places, as do the explanation's mentions (``Assistant A``, ``Assistants A and B``,
+    ``Response B``, ``answer A/B``); ``[[C]]`` stays a tie. Other wordings (``the first response``)
+    are left as written. ``n`` is the event's 1-based line, for the error."""
     messages = list(event.messages)
     users = [i for i, m in enumerate(messages) if m.role == "user"]
     answers = [i for i, m in enumerate(messages) if m.role == "assistant"]

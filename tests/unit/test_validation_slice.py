@@ -101,3 +101,9 @@ def test_a_spaced_verdict_is_mirrored_and_one_that_cannot_be_is_refused() -> Non
     sep = "\n[The End of Assistant A’s Answer]\n\n[The Start of Assistant B’s Answer]\n"
     with pytest.raises(JudgeEvalError, match="event 3 cannot be swapped"):  # the separator inside an answer
         swap_event(event("Q?", "x", "quoting" + sep + "it", "[[A]]"), 3)
+
+
+def test_other_mentions_of_the_letters_are_mirrored_too() -> None:
+    text = "While both Assistant A and B are right, Response A is longer than answer A/B says. [[A]]"
+    assert swap_event(event("Q?", "x", "y", text), 1).messages[2].content == (
+        "While both Assistant B and A are right, Response B is longer than answer B/A says. [[B]]")
