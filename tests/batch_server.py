@@ -20,11 +20,11 @@ import threading
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 
 from tests.fake_apis import _judge_text
-from tests.loopback import answer
+from tests.loopback import QuietJsonHandler, answer
 
 FT_MODEL = "ft:student-m:loopback::batch1"
 
@@ -96,20 +96,7 @@ def start() -> tuple[BatchServer, ThreadingHTTPServer]:
     state = BatchServer()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, data: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _json(self, status: int, obj: Any) -> None:
-            self._send(status, json.dumps(obj).encode())
-
+    class Handler(QuietJsonHandler):
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             with lock:

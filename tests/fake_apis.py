@@ -9,11 +9,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from tests.loopback import answer
+from tests.loopback import QuietJsonHandler, answer
 
 PAGES = {  # invented text, written for these tests
     "History of Alderbrook": "Alderbrook was founded in 1650 by millers. A stone bridge opened in 1701.\n\n"
@@ -47,18 +47,7 @@ def _judge_text(prompt: str) -> str:
 def start() -> tuple[FakeApis, ThreadingHTTPServer]:
     state = FakeApis()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _json(self, status: int, obj: Any) -> None:
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(QuietJsonHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path == "/api/agent-harnesses":

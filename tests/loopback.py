@@ -15,6 +15,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 
+class QuietJsonHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers JSON (``_json``) or raw bytes (``_send``):
+    the base of the test servers (tests/fake_apis.py, tests/batch_server.py, test_canary.py)."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, data: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self, status: int, obj: Any) -> None:
+        self._send(status, json.dumps(obj).encode())
+
+
 @dataclass
 class Loopback:
     """Handle on a running server: its base URL, the requests it saw, and a reply hook."""

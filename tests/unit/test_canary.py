@@ -15,7 +15,7 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from judge_eval.core.store import QA_FILES, read_qa, write_qa
 from judge_eval.errors import ConfigError
 from judge_eval.live.pipeline import STAGES, Context, run_all
 from tests import fake_apis
-from tests.loopback import answer as chat_answer
+from tests.loopback import QuietJsonHandler, answer as chat_answer
 
 FT_MODEL = "ft:gpt-3.5-turbo-0613:loopback::abc123"  # what tests/fake_apis.py's job reports
 TAGS = {"teacher-m": "t", "student-m": "b", FT_MODEL: "d"}
@@ -232,18 +232,7 @@ class Judges:
 def judges():
     state = Judges()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _json(self, status: int, obj: Any) -> None:
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(QuietJsonHandler):
         def do_GET(self) -> None:
             if self.path == "/v1/models" and state.models is not None:
                 return self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in state.models]})
