@@ -88,16 +88,18 @@ def rows_of(name: str, run_dir: Path, reference: str) -> list[Row]:
         margin = pick_margin(validation, student, reference).margin
         variants += [("choice per order", student + ORDERS_SUFFIX, None),
                      ("choice debiased", student + CHOICE_SUFFIX, margin)]
+    test = with_orders_choice_verdicts(test)
+    metrics: dict[float, Any] = {}  # the test metrics per margin, computed once each
     out = []
     for label, judge, margin in variants:
         val = with_orders_choice_verdicts(with_choice_verdicts(validation, margin or 0.0))
-        tst = with_orders_choice_verdicts(test)
-        metrics = run_metrics(tst, reference, choice_margin=margin or 0.0)
+        if (margin or 0.0) not in metrics:
+            metrics[margin or 0.0] = run_metrics(test, reference, choice_margin=margin or 0.0)
         stats = judge_stats(val, judge)
         out.append(Row(recipe=name, verdicts=label, judge=judge, margin=margin, hits=_hits(val, judge, reference),
                        val_inconclusive=stats.inconclusive, val_unparseable=stats.parse_failures + stats.errors,
                        val_items=stats.items, train_seconds=seconds,
-                       test=metrics.judges[judge]["corrected"], test_items=len(test)))
+                       test=metrics[margin or 0.0].judges[judge]["corrected"], test_items=len(test)))
     return out
 
 

@@ -57,8 +57,6 @@ class Context:
     #: Body-hash profiles: third-party text (the study's files) masked wherever a model's stored
     #: output reproduces a run of it, not only where it echoes its request.
     sensitive_text: str = field(default="", repr=False)
-    #: The validation slice's summary (``stage_validation``), for run.json; None without a slice.
-    validation: dict[str, Any] | None = None
 
     @property
     def retry(self) -> Any:
@@ -658,7 +656,7 @@ def _versions() -> dict[str, str]:
 
 
 def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events: list[Any],
-                  resolved: list[Any], distilled: Any) -> Path:
+                  resolved: list[Any], distilled: Any, *, validation: dict[str, Any] | None = None) -> Path:
     cfg = ctx.config
     models = {role: getattr(cfg, role).model for role in ("question_writer", "embeddings", "teacher", "student")
               if getattr(cfg, role) is not None}
@@ -678,7 +676,7 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
                      "reference_answer": "the item's source passage"} if cfg.judge == "correctness"
                     else {"kind": "pairwise", "evaluator": "PairwiseComparisonEvaluator"}),
         "distillation": distilled.manifest,
-        **({"validation": ctx.validation} if ctx.validation is not None else {}),
+        **({"validation": validation} if validation is not None else {}),
         "counts": ctx.counts,
         "retries": {"waits": len(ctx.retry.sleeps), "seconds": round(sum(ctx.retry.sleeps), 2)},
         "packages": _versions(),
@@ -697,6 +695,18 @@ def write_run_dir(ctx: Context, train: list[QAItem], test: list[QAItem], events:
     return ctx.run_dir
 
 
+def distil_and_judge(ctx: Context, train: list[QAItem], test: list[QAItem], events: list[Any],
+                     resolved: list[Any]) -> Path:
+    """What every source does once the resolved events are known: hold out the validation slice,
+    distil on the rest, let both students judge the test pairs (the distilled one the slice too),
+    and write the run directory."""
+    held, training = split_for_validation(ctx, train, resolved)
+    distilled = stage_distill(ctx, training)
+    test = stage_students(ctx, test, distilled)
+    validation = stage_validation(ctx, held, distilled)
+    return write_run_dir(ctx, train, test, events, resolved, distilled, validation=validation)
+
+
 def run_from_study(ctx: Context, study_dir: Path) -> Path:
     """The study's run as the teacher side: its train items and GPT-4 verdicts, its 72 resolved
     fine-tuning events and its 64 test pairs (with the study's three judges' verdicts) are read
@@ -713,11 +723,7 @@ def run_from_study(ctx: Context, study_dir: Path) -> Path:
         ctx.sensitive_text = "\n".join(study_texts(Path(study_dir)))
     ctx.counts.update({"items_train": len(study.train), "items_test": len(study.test),
                        "resolved_events": len(study.resolved)})
-    held, training = split_for_validation(ctx, list(study.train), list(study.resolved))
-    distilled = stage_distill(ctx, training)
-    test = stage_students(ctx, list(study.test), distilled)
-    ctx.validation = stage_validation(ctx, held, distilled)
-    return write_run_dir(ctx, list(study.train), test, [], list(study.resolved), distilled)
+    return distil_and_judge(ctx, list(study.train), list(study.test), [], list(study.resolved))
 
 
 def run_from_items(ctx: Context) -> Path:
@@ -729,12 +735,7 @@ def run_from_items(ctx: Context) -> Path:
     ctx.counts.update({"items_train": len(given.train), "items_test": len(given.test)})
     train, events = stage_teacher(ctx, "train", [dataclasses.replace(i, evaluations=()) for i in given.train])
     test, _ = stage_teacher(ctx, "test", [dataclasses.replace(i, evaluations=()) for i in given.test])
-    resolved = stage_resolve(ctx, train, events)
-    held, training = split_for_validation(ctx, train, resolved)
-    distilled = stage_distill(ctx, training)
-    test = stage_students(ctx, test, distilled)
-    ctx.validation = stage_validation(ctx, held, distilled)
-    return write_run_dir(ctx, train, test, events, resolved, distilled)
+    return distil_and_judge(ctx, train, test, events, stage_resolve(ctx, train, events))
 
 
 def run_all(ctx: Context, study_dir: Path | None = None) -> Path:
@@ -751,12 +752,7 @@ def run_all(ctx: Context, study_dir: Path | None = None) -> Path:
     items = {split: stage_answers(ctx, split, docs[split], questions[split]) for split in ("train", "test")}
     train, events = stage_teacher(ctx, "train", items["train"])
     test, _ = stage_teacher(ctx, "test", items["test"])
-    resolved = stage_resolve(ctx, train, events)
-    held, training = split_for_validation(ctx, train, resolved)
-    distilled = stage_distill(ctx, training)
-    test = stage_students(ctx, test, distilled)
-    ctx.validation = stage_validation(ctx, held, distilled)
-    return write_run_dir(ctx, train, test, events, resolved, distilled)
+    return distil_and_judge(ctx, train, test, events, stage_resolve(ctx, train, events))
 
 
 def modes_from(stage: str | None, mode: str) -> dict[str, str]:
@@ -853,11 +849,7 @@ def _planned_pairwise(ctx: Context) -> list[tuple[str, str, str]]:
         rows.append(("distill", "training on the study's resolved events", "local LoRA, no API call"
                      if cfg.distill.kind == "local-lora" else "1 upload + 1 job + status polls"))
         rows.append(("students", "256", "2 students x 64 test pairs x 2 orders"))
-        if cfg.validation_every is not None:
-            rows.append(("student-distilled-validation", f"<= {2 * (75 // cfg.validation_every)}",
-                         f"the distilled student x the validation slice (one in {cfg.validation_every} of the "
-                         "study's 75 train items) x 2 orders"))
-        return rows
+        return rows + _planned_validation(cfg, 75)  # the study's 75 train items
     if cfg.source == "items":
         from judge_eval.core.store import read_run
 
