@@ -377,6 +377,32 @@ def _row(c: Comparison) -> tuple[str, ...]:
             sig(c.correlation), sig(c.kappa))
 
 
+def na_lines(comparisons: Iterable[Comparison], reference_conclusive: int | None = None) -> list[str]:
+    """``na_line`` of each judge, in order, except that judges with nothing compared for the same
+    reason share one line (``n/a a, a@choice: no item where ... (conclusive verdicts of 64: a 0,
+    a@choice 0, ref 60)``): one cause, said once, every judge and count still named."""
+    lines: list[str] = []
+    shared: dict[str, int] = {}  # reason -> its position in lines
+    names: dict[str, list[str]] = {}
+    counts: dict[str, list[str]] = {}
+    total_of: dict[str, int] = {}
+    for c in comparisons:
+        if c.total != 0:
+            if (line := na_line(c, reference_conclusive)) is not None:
+                lines.append(line)
+            continue
+        why = _reason(c.notes.get("agreement_rate", "no item where both judges are conclusive"))
+        if why not in shared:
+            shared[why], names[why], counts[why], total_of[why] = len(lines), [], [], c.items
+            lines.append("")
+        names[why].append(c.judge)
+        counts[why].append(f"{c.judge} {c.items - c.missing - c.inconclusive - c.parse_failures - c.errors}")
+        ref = [f"{c.reference} {reference_conclusive}"] if reference_conclusive is not None else []
+        lines[shared[why]] = (f"n/a {', '.join(names[why])}: {why} (conclusive verdicts of {total_of[why]}: "
+                              f"{', '.join([*counts[why], *ref])})")
+    return lines
+
+
 def na_line(c: Comparison, reference_conclusive: int | None = None) -> str | None:
     """One short line saying why a judge's agreement, r or kappa is n/a (None when all are defined)."""
     undefined = [(label, key) for label, key in (("agreement", "agreement_rate"), ("r", "correlation"),
@@ -469,7 +495,7 @@ def render_compact(metrics: RunMetrics, *, frame: str = "corrected", ties: str =
         lines.append(_table_title(metrics, frame, ties, marked))
         lines += _aligned(rows, {0, 5})  # judge and agreement read left to right; counts and numbers align right
         ref_conclusive = metrics.reference_stats.conclusive
-        lines += [line for frames in shown.values() if (line := na_line(frames[frame], ref_conclusive))]
+        lines += na_lines((frames[frame] for frames in shown.values()), ref_conclusive)
         lines += [_group_line(g, frame, ties) for g in metrics.groups.values()]
         lines += calibration_lines(metrics)
     if metrics.has_scores:
@@ -561,8 +587,7 @@ def render_compact_markdown(metrics: RunMetrics, *, frame: str = "corrected", ti
         for name, frames in shown.items():
             mark = _STAR if name in gated else ""
             lines.append(f"| {_cell(name)}{mark} | " + " | ".join(_cell(cell) for cell in _row(frames[frame])) + " |")
-        notes += [line for frames in shown.values()
-                  if (line := na_line(frames[frame], metrics.reference_stats.conclusive))]
+        notes += na_lines((frames[frame] for frames in shown.values()), metrics.reference_stats.conclusive)
         notes += [_group_line(g, frame, ties) for g in metrics.groups.values()]
         notes += calibration_lines(metrics)
     if metrics.has_scores:

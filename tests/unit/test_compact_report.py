@@ -168,6 +168,25 @@ def test_undefined_metrics_show_na_and_one_reason_line_per_judge(tmp_path: Path,
     ]
 
 
+def test_judges_with_nothing_compared_for_one_reason_share_one_line(tmp_path: Path, capsys) -> None:
+    # 3 items. `mute` never writes a verdict; `shy` is conclusive on item 2 only, where the teacher
+    # says "neither": neither is compared on any item, for the same reason. `fine` agrees on 2 of 2.
+    rows = [{"teacher": (1.0, "original"), "mute": (None, "output-cannot-be-parsed"), "shy": (None, "neither"),
+             "fine": (1.0, "original")},
+            {"teacher": (0.0, "original"), "mute": (None, "output-cannot-be-parsed"), "shy": (None, "neither"),
+             "fine": (0.0, "original")},
+            {"teacher": (None, "neither"), "mute": (None, "output-cannot-be-parsed"), "shy": (1.0, "original"),
+             "fine": (1.0, "original")}]
+    run = write_run(tmp_path / "run", rows)
+    assert main(["report", str(run), "--reference", "teacher"]) == 0
+    out = capsys.readouterr().out
+    # `fine` (r 1.0 and kappa 1.0 on its 2 items) has no reason line; the other two share one
+    assert [line for line in out.splitlines() if line.startswith("n/a ")] == [
+        "n/a mute, shy: no item where both judges are conclusive (conclusive verdicts of 3: mute 0, shy 1, "
+        "teacher 2)"]
+    assert table(out)["shy"][:5] == ["2/3", "0", "0", "0", "0/0 n/a"]
+
+
 # ------------------------------------------------------------------ gate lines
 
 
