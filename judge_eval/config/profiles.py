@@ -32,9 +32,11 @@ Correlation = Annotated[float, Field(ge=-1.0, le=1.0)]  # also kappa, which is a
 class Thresholds(Table):
     """Release thresholds for a gated judge; None means "not gated on this metric".
 
-    The two coverage gates are on by default in every profile: agreement is computed over the
+    Three coverage gates are on by default in every profile: agreement is computed over the
     items where both judges gave a verdict, so a verdict that is simply absent would shrink that
     subset unseen. ``max_missing`` counts the items a gated judge has no verdict on;
+    ``min_compared`` is the number of items it was compared on (both conclusive), so a judge whose
+    every output is unreadable cannot pass a profile that sets no metric threshold;
     ``min_reference_coverage`` is the share of items with a reference verdict of any source (a
     profile over sparse human labels lowers it on purpose). A gate must not pass by omission.
     """
@@ -47,6 +49,11 @@ class Thresholds(Table):
     max_errors: Count | None = None
     min_agreement_ci_low: Rate | None = None
     max_missing: Count | None = 0
+    #: items compared with the reference: both gave a conclusive verdict (a score judge: both
+    #: scored), the items every agreement metric is computed on. On by default at 1, so that a
+    #: judge with nothing to compare (every output unparseable, failed or inconclusive) fails
+    #: even in a profile that sets no metric threshold; raise it to ask for a minimum sample
+    min_compared: Count | None = 1
     min_reference_coverage: Rate | None = 1.0
     #: true: the lower bound of kappa's 95% bootstrap interval must be above 0 (the judge agrees
     #: with the reference more than chance would); false or absent: not checked

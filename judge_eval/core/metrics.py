@@ -309,6 +309,9 @@ class Comparison:
     #: 95% bootstrap interval of kappa over the compared items; its lower bound above 0 is the
     #: "above chance" check (a judge whose kappa could be 0 agrees no more than chance would)
     kappa_ci: tuple[float, float] | None = None
+    #: items the reference is conclusive on (of any judge's; the ``min_compared`` gate says it when
+    #: nothing could be compared)
+    reference_conclusive: int | None = None
 
     @property
     def inconclusive_rate(self) -> float | None:
@@ -548,6 +551,7 @@ def compare(items: Items, judge: str, reference: str = DEFAULT_REFERENCE,
         correlation=correlation, jaccard=jaccard, kappa=kappa, agreement_ci=ci,
         consistency_rate=stats.consistency_rate, length_bias=stats.length_bias, notes=notes,
         reference_missing=reference_missing, ties=ties, tie_items=tie_items, kappa_ci=kappa_interval,
+        reference_conclusive=int(r.conclusive.sum()),
     )
 
 

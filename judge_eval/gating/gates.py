@@ -1,8 +1,9 @@
 """Release gates: thresholds against measured metrics, failures that explain themselves.
 
 Agreement is computed over the items where both judges gave a conclusive verdict, so a verdict
-that is absent would silently shrink that subset. Two coverage gates, on by default, make an
-omission fail instead: ``max_missing`` (items a gated judge has no verdict on) and
+that is absent would silently shrink that subset. Three coverage gates, on by default, make an
+omission fail instead: ``max_missing`` (items a gated judge has no verdict on), ``min_compared``
+(items it was compared on: a judge whose every output is unreadable has none) and
 ``min_reference_coverage`` (share of items with a reference verdict of any source). The reference
 gate belongs to the profile, not to a judge: ``check_run`` reports it once.
 
@@ -15,7 +16,7 @@ Score judges (pointwise items, ``judge_eval.core.scores``) are gated with the sc
 ``Thresholds`` (``min_exact_agreement``, ``min_within_1_agreement``, ``max_mae``, ``min_pearson``,
 ``min_spearman``, ``min_kendall_tau_b``, ``min_quadratic_kappa``, and ``min_score_ci_low`` /
 ``max_score_ci_high`` on the interval of the profile's ``score_interval`` metric) and the generic
-ones (``max_parse_failures``, ``max_errors``, ``max_missing``, ``min_reference_coverage``, the
+ones (``max_parse_failures``, ``max_errors``, ``max_missing``, ``min_compared``, ``min_reference_coverage``, the
 last against the score reference over the pointwise items). A score has no frame and no tie, so
 their messages name neither: ``gate failed: judge 'student', quadratic_kappa: measured 0.4100
 (n 120), allowed >= 0.6 (run R, profile P)``. A key of one kind set on a gated judge of the other
@@ -168,6 +169,7 @@ def comparison_results(c: Comparison, t: Thresholds, *, run_dir: Path | str,
          " (lower bound of the 95% interval)", ""),
         ("max_missing", "missing", c.missing, t.max_missing, "<=", f" of {c.items} items without a verdict",
          f"of {c.items}"),
+        ("min_compared", "compared", c.total, t.min_compared, ">=", _compared_context(c), f"of {c.items}"),
         # "above chance": kappa's whole interval above 0, i.e. more agreement than chance would give
         ("above_chance", "kappa_ci_low", kappa_low, 0.0 if t.above_chance else None, ">",
          " (lower bound of kappa's 95% interval)", ""),
@@ -223,7 +225,7 @@ SCORE_ONLY: dict[str, tuple[str, str | None]] = {
     "max_score_ci_high": ("score_ci_high", "min_agreement_ci_low"),
 }
 #: Keys that gate both kinds (min_reference_coverage gates the reference, once per kind of item).
-BOTH_KINDS = ("max_parse_failures", "max_errors", "max_missing")
+BOTH_KINDS = ("max_parse_failures", "max_errors", "max_missing", "min_compared")
 
 
 def _is_set(value: Any) -> bool:
@@ -251,6 +253,21 @@ def _not_applicable(judge: str, key: str, t: Thresholds, table: dict[str, tuple[
                       frame=frame, ties=ties, failure=failure)
 
 
+def _compared_context(c: Comparison | ScoreComparison) -> str:
+    """What the ``min_compared`` gate's message says after the count: of how many items, and
+    where the others went (the judge's own counts, then the reference's missing verdicts)."""
+    if isinstance(c, ScoreComparison):
+        return (f" of {c.items} items scored by both the judge and the reference (judge: {c.parse_failures} parse "
+                f"failures, {c.errors} errors, {c.missing} missing; reference: {c.reference_parse_failures} parse "
+                f"failures, {c.reference_errors} errors, {c.reference_missing} missing)")
+    reference = f"{c.reference_missing} missing"
+    if c.reference_conclusive is not None:
+        reference = f"{c.items - c.reference_missing - c.reference_conclusive} not conclusive, " + reference
+    return (f" of {c.items} items where both the judge and the reference are conclusive (judge: {c.inconclusive} "
+            f"inconclusive, {c.parse_failures} parse failures, {c.errors} errors, {c.missing} missing; reference: "
+            f"{reference})")
+
+
 def _score_check(c: ScoreComparison, key: str) -> tuple[str, float | int | None, str, str, str, str]:
     """(metric, measured, direction, context for the message, counts, key of its reason in
     ``c.notes``) of score-judge key ``key`` on ``c``."""
@@ -261,6 +278,8 @@ def _score_check(c: ScoreComparison, key: str) -> tuple[str, float | int | None,
         return "errors", c.errors, "<=", "", "", ""
     if key == "max_missing":
         return ("missing", c.missing, "<=", f" of {c.items} items without a verdict", f"of {c.items}", "")
+    if key == "min_compared":
+        return "compared", c.n, ">=", _compared_context(c), f"of {c.items}", ""
     if key in ("min_exact_agreement", "min_within_1_agreement"):
         metric = SCORE_ONLY[key][0]
         matches = c.exact_matches if metric == "exact_agreement" else c.within_1_matches

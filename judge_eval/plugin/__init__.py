@@ -332,7 +332,7 @@ def run_dir_of(s: Settings, profile: Any) -> Path | None:
 
 def gate_cases(s: Settings) -> list[tuple[str, str, str]]:
     """(profile, judge, threshold) for every profile that names a run directory: one case per
-    gated judge and threshold set (the coverage gate ``max_missing`` is on by default; score
+    gated judge and threshold set (the coverage gates ``max_missing`` and ``min_compared`` are on by default; score
     judges' keys too: a key that does not fit the judge's kind fails its case, naming the key to
     use), then one per profile for ``min_reference_coverage`` (also on by default), named after the
     reference, e.g. ``study:gpt_4:min_reference_coverage``, and one more after the

@@ -126,8 +126,8 @@ def raw_counts(run_dir: Path, judge: str) -> dict[str, int]:
 DECISIONS = {
     # the recording of 2026-11-30: the distilled student left 12 of 16 pairs unparseable and 4
     # inconclusive (4/16 = 0.25 meets max_inconclusive_rate exactly), so it has no conclusive verdict
-    # to compare with the teacher's 2
-    "local": ["agreement_rate", "correlation", "parse_failures", "agreement_ci_low", "kappa_ci_low"],
+    # to compare with the teacher's 2 (and the default-on min_compared = 1 fails too)
+    "local": ["agreement_rate", "correlation", "parse_failures", "agreement_ci_low", "compared", "kappa_ci_low"],
 }
 
 
@@ -148,7 +148,7 @@ def test_the_release_gate_decides_on_the_replayed_run(pipeline_run: Path, pipeli
     student = pipeline_profile.pipeline.distilled_student_name
     mine, teacher = raw_counts(pipeline_run, student), raw_counts(pipeline_run, pipeline_profile.reference)
     both = sum(1 for i in run.test if i.verdict(student).conclusive and i.verdict(pipeline_profile.reference).conclusive)
-    assert both < 2, "the student and the teacher now share 2+ conclusive verdicts: update DECISIONS"
+    assert both == 0, "the student and the teacher now share a conclusive verdict: update DECISIONS"
     where = f"(run {pipeline_run}, corrected frame, profile local)"
     items = len(run.test)
     assert teacher.get("neither", 0) > items / 2
@@ -157,6 +157,11 @@ def test_the_release_gate_decides_on_the_replayed_run(pipeline_run: Path, pipeli
     assert by_metric["parse_failures"] == (
         f"gate failed: judge '{student}', parse_failures: measured {mine['output-cannot-be-parsed']}, "
         f"allowed <= 0 {where}")
+    assert by_metric["compared"] == (
+        f"gate failed: judge '{student}', compared: measured 0 of {items} items where both the judge and the "
+        f"reference are conclusive (judge: {mine.get('neither', 0)} inconclusive, {mine['output-cannot-be-parsed']} "
+        f"parse failures, {mine.get('error', 0)} errors, 0 missing; reference: "
+        f"{items - teacher.get('original', 0) - teacher.get('flipped', 0)} not conclusive, 0 missing), allowed >= 1 {where}")
     assert by_metric["kappa_ci_low"].startswith(f"gate failed: judge '{student}', kappa_ci_low: measured undefined")
     assert "allowed > 0.0" in by_metric["kappa_ci_low"]
 

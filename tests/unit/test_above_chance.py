@@ -109,4 +109,4 @@ def test_above_chance_false_or_absent_is_no_gate() -> None:
     for thresholds in (Thresholds(), Thresholds(above_chance=False)):
         profile = Profile(name="p", reference="ref", gated=("judge",), thresholds=thresholds)
         assert [r.threshold for r in gate_results(metrics, profile, run_dir="RUN")] == [
-            "max_missing", "min_reference_coverage"]
+            "max_missing", "min_compared", "min_reference_coverage"]

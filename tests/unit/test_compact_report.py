@@ -206,6 +206,7 @@ def test_gate_prints_the_table_and_one_line_per_gate_and_exits_0(study_dir: Path
         "PASS ft_gpt_3p5 errors 0 <= allowed 0",
         "PASS ft_gpt_3p5 agreement_ci_low 0.851 >= allowed 0.75",
         "PASS ft_gpt_3p5 missing 0 (of 64) <= allowed 0",  # on by default
+        "PASS ft_gpt_3p5 compared 47 (of 64) >= allowed 1",  # on by default; the study's 47 pairs
         "PASS gpt_4 (reference) reference_coverage 1.00 (64/64) >= allowed 1.0",  # on by default
     ]
     assert table(out)["ft_gpt_3p5"][0] == "15/64" and out.splitlines()[3].startswith("* ft_gpt_3p5 ")
@@ -225,7 +226,7 @@ def test_a_failing_gate_line_shows_measured_and_allowed_and_gate_exits_1(study_d
     assert "PASS ft_gpt_3p5 inconclusive_rate 0.234 (15/64) <= allowed 0.25" in lines
     assert [line for line in lines if line.startswith("FAIL ")] == [
         "FAIL gpt_3p5 inconclusive_rate 0.375 (24/64) > allowed 0.25"]
-    assert len([line for line in lines if GATE.match(line)]) == 2 * 7 + 1  # 6 set + max_missing, twice; coverage
+    assert len([line for line in lines if GATE.match(line)]) == 2 * 8 + 1  # 6 set + max_missing + min_compared, twice; coverage
     assert ("gate failed: judge 'gpt_3p5', inconclusive_rate: measured 0.3750 (24 of 64), allowed <= 0.25 "
             f"(run {study_dir}, corrected frame, profile both)") in lines
     assert [n for n, line in enumerate(lines) if line.startswith("* ")] == [3, 4]  # both marked gated
@@ -334,12 +335,12 @@ def test_the_default_runs_summary_has_one_table_per_run_one_line_per_gate_and_fi
         gates = [line for line in lines if GATE.match(line)]
         assert len(gates) == len(profile.gated) * len(set_) + 1, (title, gates)
     assert len([line for line in sections[f"judge_eval: study run {study_run.path}"].splitlines()
-                if GATE.match(line)]) == 9  # 7 thresholds and max_missing for ft_gpt_3p5, reference coverage
+                if GATE.match(line)]) == 10  # 7 thresholds, max_missing and min_compared for ft_gpt_3p5, reference coverage
     # local and study-local carry the study's thresholds: every gate shown, in threshold order
     for title in list(expected)[1:]:
         assert [re.match(r"^(?:PASS|FAIL) \S+(?: \(reference\))? (\S+) ", line).group(1)
                 for line in sections[title].splitlines() if GATE.match(line)] == [
             "agreement_rate", "correlation", "inconclusive_rate", "parse_failures", "errors", "agreement_ci_low",
-            "missing", "kappa_ci_low", "reference_coverage"]
+            "missing", "compared", "kappa_ci_low", "reference_coverage"]
     printed = sum(1 + text.count("\n") for text in sections.values())  # a separator line, then the text
     assert printed <= 60, "\n".join(f"{t}\n{x}" for t, x in sections.items())

@@ -104,6 +104,8 @@ LOCAL_PROJECT = """
 reference = "smollm2_teacher"
 gated = ["smollm2_lora"]
 """
+#: The same with the default-on min_compared gate turned off: only the comparison's own rules decide.
+LOCAL_NO_MIN = LOCAL_PROJECT + "\n[tool.judge_eval.profiles.local.thresholds]\nmin_compared = 0\n"
 
 
 def local_runs(tmp_path: Path) -> tuple[Path, Path]:
@@ -113,12 +115,12 @@ def local_runs(tmp_path: Path) -> tuple[Path, Path]:
 def test_two_local_runs_compare_without_profile_and_show_the_parse_failure_change(tmp_path: Path,
                                                                                   capsys) -> None:
     config = tmp_path / "pyproject.toml"
-    config.write_text(LOCAL_PROJECT, "utf-8")
+    config.write_text(LOCAL_NO_MIN, "utf-8")
     old, new = local_runs(tmp_path)
     # No --profile: run.json of both runs names `local`, the project's pyproject.toml defines it.
     code = main(["compare", str(old), str(new), "--config", str(config)])
     out = capsys.readouterr().out
-    assert code == 0, out  # one moved verdict, and this profile sets no max_parse_failures
+    assert code == 0, out  # one moved verdict, and this profile sets no max_parse_failures nor min_compared
     assert "against reference smollm2_teacher" in out
     assert "profile local (from run.json of both runs); gated judge(s): smollm2_lora; 16 test items" in out
     block = judge_block(out, "smollm2_lora")
@@ -138,6 +140,19 @@ def test_two_local_runs_compare_without_profile_and_show_the_parse_failure_chang
     assert last_line(out) == "OK: no gated judge got worse (smollm2_lora: no failure rule fired)"
 
 
+def test_losing_the_last_compared_item_fails_the_default_min_compared_gate(tmp_path: Path, capsys) -> None:
+    """The same two runs under the default gates: the student's one compared item (item 0) became
+    unparseable, so it is compared on nothing. McNemar cannot call one item significant, but
+    min_compared = 1 (on by default) passed before and fails now."""
+    config = tmp_path / "pyproject.toml"
+    config.write_text(LOCAL_PROJECT, "utf-8")
+    old, new = local_runs(tmp_path)
+    assert main(["compare", str(old), str(new), "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "  conclusive verdicts: lost on 1 item(s), gained on 0; p = 1.00 (reported, not significant)" in out
+    assert last_line(out) == "FAIL: a gated judge got worse: smollm2_lora: gate(s) passed before and fail now: compared"
+
+
 def test_the_local_case_fails_when_parse_failures_exceed_the_maximum(tmp_path: Path, capsys) -> None:
     config = tmp_path / "pyproject.toml"
     config.write_text(LOCAL_PROJECT + "\n[tool.judge_eval.profiles.local.thresholds]\nmax_parse_failures = 12\n",
@@ -147,7 +162,7 @@ def test_the_local_case_fails_when_parse_failures_exceed_the_maximum(tmp_path: P
     out = capsys.readouterr().out
     # 12 passed max_parse_failures 12 in the old run, 13 fails it: both rules name it.
     assert last_line(out) == ("FAIL: a gated judge got worse: smollm2_lora: parse failures 13 > max_parse_failures "
-                              "12 (was 12); gate(s) passed before and fail now: parse_failures")
+                              "12 (was 12); gate(s) passed before and fail now: compared, parse_failures")
 
 
 def test_two_local_runs_with_the_projects_own_local_profile(tmp_path: Path, capsys) -> None:
@@ -169,7 +184,7 @@ def test_two_local_runs_with_the_projects_own_local_profile(tmp_path: Path, caps
 
 def test_the_local_case_in_json_keeps_old_and_new_values(tmp_path: Path, capsys) -> None:
     config = tmp_path / "pyproject.toml"
-    config.write_text(LOCAL_PROJECT, "utf-8")
+    config.write_text(LOCAL_NO_MIN, "utf-8")
     old, new = local_runs(tmp_path)
     assert main(["compare", str(old), str(new), "--config", str(config), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -262,7 +262,7 @@ def test_the_plugin_makes_one_reference_coverage_case_per_profile() -> None:
                  profiles=profiles)
     ft = [("study", "ft_gpt_3p5", m) for m in ("min_agreement", "min_correlation", "max_inconclusive_rate",
                                                 "max_parse_failures", "max_errors", "min_agreement_ci_low",
-                                                "max_missing", "above_chance")]
+                                                "max_missing", "min_compared", "above_chance")]
     assert gate_cases(s) == [*ft, ("study", "gpt_4", "min_reference_coverage")]
 
 
@@ -296,10 +296,11 @@ def test_plugin_gates_fail_on_missing_verdicts_each_with_its_own_message(pyteste
     pytester.makepyprojecttoml(FOREIGN)
     pytester.makepyfile(test_release="def test_gates(judge_gate):\n    judge_gate.check()\n")
     result = pytester.runpytest("-v", "-p", "no:cacheprovider", "-p", "no:randomly")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gates?release:cand:min_agreement? PASSED*",
         "*test_gates?release:cand:max_missing? FAILED*",
+        "*test_gates?release:cand:min_compared? PASSED*",  # items 0 and 1
         "*test_gates?release:teacher:min_reference_coverage? FAILED*",
     ])
     result.stdout.fnmatch_lines([

@@ -61,17 +61,20 @@ def test_a_foreign_project_runs_its_gates_from_a_one_line_test(pytester: pytest.
     write_run(pytester.path / "runs" / "candidate")
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-v", "-p", "no:cacheprovider", "-p", "no:randomly")
-    # The two thresholds set, plus the coverage gates that are on by default: max_missing per gated
-    # judge, min_reference_coverage once per profile (named after the reference). Every judge has a
-    # verdict on all 10 items (bad's error on item 9 is a verdict, gated by max_errors).
-    result.assert_outcomes(passed=5, failed=2)
+    # The two thresholds set, plus the coverage gates that are on by default: max_missing and
+    # min_compared per gated judge, min_reference_coverage once per profile (named after the
+    # reference). Every judge has a verdict on all 10 items (bad's error on item 9 is a verdict,
+    # gated by max_errors), and each is compared on at least one.
+    result.assert_outcomes(passed=7, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gates?release:good:min_agreement? PASSED*",
         "*test_gates?release:good:max_errors? PASSED*",
         "*test_gates?release:good:max_missing? PASSED*",
+        "*test_gates?release:good:min_compared? PASSED*",
         "*test_gates?release:bad:min_agreement? FAILED*",
         "*test_gates?release:bad:max_errors? FAILED*",
         "*test_gates?release:bad:max_missing? PASSED*",
+        "*test_gates?release:bad:min_compared? PASSED*",
         "*test_gates?release:teacher:min_reference_coverage? PASSED*",
     ])
     # 5 of 9 conclusive pairs agree (item 9 is an error): 0.5556, by hand
@@ -88,13 +91,13 @@ def test_a_foreign_project_with_the_run_missing_skips_naming_the_key(pytester: p
     pytester.makepyprojecttoml(FOREIGN)
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(skipped=7)  # 2 judges x (2 thresholds + max_missing) + the reference's coverage
+    result.assert_outcomes(skipped=9)  # 2 judges x (2 thresholds + max_missing + min_compared) + reference coverage
     result.stdout.fnmatch_lines(["*missing data (profile release: no run at *runs/candidate): test_qa_complete.jsonl missing; "
                                  "set `data` of ?tool.judge_eval.profiles.release?"])
-    result.stdout.fnmatch_lines(["judge_eval: 7 test(s) skipped: profile release: no run at *runs/candidate "
+    result.stdout.fnmatch_lines(["judge_eval: 9 test(s) skipped: profile release: no run at *runs/candidate "
                                  "(--judge-strict makes this an error)"])
     result = pytester.runpytest("-p", "no:cacheprovider", "--judge-strict")
-    result.assert_outcomes(failed=7)
+    result.assert_outcomes(failed=9)
 
 
 @pytest.mark.parametrize("pyproject", ["[project]\nname = \"unrelated\"\n", None])
@@ -127,7 +130,7 @@ def test_study_dir_with_a_space_before_the_path(pytester: pytest.Pytester, study
                                'data = "nowhere"\n[tool.judge_eval.profiles.study.thresholds]\nmin_agreement = 0.85\n')
     pytester.makepyfile(test_release=GATE_TEST)
     result = pytester.runpytest("-p", "no:cacheprovider", "--study-dir", str(study_dir))
-    result.assert_outcomes(passed=3)  # min_agreement, and the default max_missing and min_reference_coverage
+    result.assert_outcomes(passed=4)  # min_agreement; the default max_missing, min_compared, min_reference_coverage
     result.stdout.fnmatch_lines([f"*study data {study_dir} (from --study-dir)*", f"rootdir: {pytester.path}",
                                  "configfile: pyproject.toml"])
 
@@ -152,8 +155,8 @@ def test_parallel_runs_report_every_table_once(pytester: pytest.Pytester) -> Non
     pytester.makepyfile(test_release=GATE_TEST)
     target = pytester.path / "summary.md"
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", f"--judge-report-md={target}")
-    # per profile: min_agreement, max_missing (good) and min_reference_coverage: 9 gates, all pass
-    result.assert_outcomes(passed=9)
+    # per profile: min_agreement, max_missing and min_compared (good), min_reference_coverage: 12 gates, all pass
+    result.assert_outcomes(passed=12)
     out = result.stdout.str()
     markdown = target.read_text()
     for name in ("alpha", "beta", "gamma"):

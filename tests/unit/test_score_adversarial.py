@@ -379,7 +379,8 @@ def test_plugin_gates_a_mixed_profile_and_refuses_to_gate_a_reference(pytester: 
     outcomes = result.parseoutcomes()
     text = result.stdout.str()
     for case in ("mixed:cand:min_agreement", "mixed:student:max_mae", "mixed:cand:max_missing",
-                 "mixed:student:max_missing", "mixed:gpt_4:min_reference_coverage",
+                 "mixed:student:max_missing", "mixed:cand:min_compared", "mixed:student:min_compared",
+                 "mixed:gpt_4:min_reference_coverage",
                  "mixed:teacher:min_reference_coverage", "self:gpt_4:min_reference_coverage",
                  "self:teacher:min_reference_coverage"):
         assert f"PASSED test_release.py::test_gates[{case}]" in text, case
@@ -389,5 +390,6 @@ def test_plugin_gates_a_mixed_profile_and_refuses_to_gate_a_reference(pytester: 
     # a profile gating its own score reference fails each of its cases, saying why
     assert "FAILED test_release.py::test_gates[self:teacher:max_mae]" in text
     assert "FAILED test_release.py::test_gates[self:teacher:max_missing]" in text
+    assert "FAILED test_release.py::test_gates[self:teacher:min_compared]" in text
     assert "'teacher' is the reference" in text
-    assert outcomes == {"passed": 8, "failed": 4}
+    assert outcomes == {"passed": 10, "failed": 5}

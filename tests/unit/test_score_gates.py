@@ -118,10 +118,12 @@ def test_score_thresholds_pass_and_fail_each_with_its_message(tmp_path: Path) ->
     ]
     results = {g.threshold: g for g in gate_results(metrics, profile, run_dir="R")}
     # in the order of the thresholds, each passed or failed; the default-on coverage gates included
-    assert list(results) == ["max_parse_failures", "max_missing", "min_exact_agreement", "min_within_1_agreement",
-                             "max_mae", "min_pearson", "min_quadratic_kappa", "min_reference_coverage"]
-    assert [k for k, g in results.items() if g.passed] == ["max_missing", "min_within_1_agreement", "min_pearson",
-                                                           "min_reference_coverage"]
+    assert list(results) == ["max_parse_failures", "max_missing", "min_compared", "min_exact_agreement",
+                             "min_within_1_agreement", "max_mae", "min_pearson", "min_quadratic_kappa",
+                             "min_reference_coverage"]
+    assert [k for k, g in results.items() if g.passed] == ["max_missing", "min_compared", "min_within_1_agreement",
+                                                           "min_pearson", "min_reference_coverage"]
+    assert (results["min_compared"].measured, results["min_compared"].counts) == (len(COMPARED), "of 10")
     assert results["min_within_1_agreement"].measured == 1.0 and results["min_within_1_agreement"].counts == "9/9"
     assert results["min_pearson"].measured == pytest.approx(r, abs=1e-12)
     assert results["min_quadratic_kappa"].frame == "" and results["min_quadratic_kappa"].failure is not None
@@ -261,8 +263,10 @@ def test_a_score_key_on_a_pairwise_judge_fails_and_a_mixed_run_gates_both_kinds(
     assert list(metrics.judges) == ["cand"] and list(metrics.scores) == ["student"]
     results = gate_results(metrics, profile, run_dir="R")
     assert [(g.judge, g.threshold, g.passed) for g in results] == [
-        ("cand", "min_agreement", True), ("cand", "max_missing", True), ("cand", "max_mae", False),
-        ("student", "min_agreement", False), ("student", "max_missing", True), ("student", "max_mae", True),
+        ("cand", "min_agreement", True), ("cand", "max_missing", True), ("cand", "min_compared", True),
+        ("cand", "max_mae", False),
+        ("student", "min_agreement", False), ("student", "max_missing", True), ("student", "min_compared", True),
+        ("student", "max_mae", True),
         ("gpt_4", "min_reference_coverage", True), ("teacher", "min_reference_coverage", True)]
     assert [f.message for f in check_run(metrics, profile, run_dir="R")] == [
         "gate failed: judge 'cand', mae: measured n/a [max_mae gates score judges; 'cand' is a pairwise judge: use "
@@ -328,7 +332,7 @@ def test_the_plugin_makes_a_case_per_score_threshold_and_per_reference(tmp_path:
 
     s = Settings(profile_name=None, study_dir=tmp_path, study_dir_from="test", pyproject=path,
                  profiles=load_profiles(path))
-    assert gate_cases(s) == [("p", "student", "max_missing"), ("p", "student", "max_mae"),
+    assert gate_cases(s) == [("p", "student", "max_missing"), ("p", "student", "min_compared"), ("p", "student", "max_mae"),
                              ("p", "student", "min_quadratic_kappa"), ("p", "gpt_4", "min_reference_coverage"),
                              ("p", "teacher", "min_reference_coverage")]
 
@@ -354,10 +358,11 @@ def test_plugin_gates_a_score_judge_each_case_with_its_own_message(pytester: pyt
     pytester.makepyprojecttoml(PROJECT)
     pytester.makepyfile(test_release="def test_gates(judge_gate):\n    judge_gate.check()\n")
     result = pytester.runpytest("-v", "-p", "no:cacheprovider", "-p", "no:randomly")
-    result.assert_outcomes(passed=3, failed=2)
+    result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gates?scores:student:min_agreement? FAILED*",
         "*test_gates?scores:student:max_missing? PASSED*",
+        "*test_gates?scores:student:min_compared? PASSED*",
         "*test_gates?scores:student:min_exact_agreement? PASSED*",
         "*test_gates?scores:student:max_mae? FAILED*",
         "*test_gates?scores:teacher:min_reference_coverage? PASSED*",
