@@ -199,7 +199,8 @@ def swap_augmented(events: Sequence[FinetuneEvent]) -> list[FinetuneEvent]:
 
 def verdict_target(event: FinetuneEvent, n: int) -> FinetuneEvent:
     """The event with its assistant answer cut to the verdict alone (``[[A]]``, ``[[B]]`` or
-    ``[[C]]``, the last one the teacher wrote): the student learns the decision, not the prose.
+    ``[[C]]``, the verdict the project's parser reads in the teacher's answer): the student learns
+    the decision, not the prose.
     ``n`` is the event's 1-based line, for the error."""
     messages = list(event.messages)
     answers = [i for i, m in enumerate(messages) if m.role == "assistant"]

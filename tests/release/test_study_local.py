@@ -105,10 +105,10 @@ def hand_count(run_dir: Path, judge: str, margin: float = 0.0, reference: str = 
 
 
 #: What the study's release thresholds (copied into the study-local profile before any new
-#: recipe was measured) decide on the recipe the validation slice chose (swap augmentation, the
-#: debiased choice verdict smollm2_lora@choice): the gates that fail, in threshold order. It is
-#: conclusive on every test pair and writes a verdict on all of them, so the inconclusive and
-#: parse-failure gates pass; it agrees with GPT-4 no better than chance.
+#: recipe was measured) decide on the recipe the validation slice chose (swap augmentation and
+#: verdict-only targets, the debiased choice verdict smollm2_lora@choice): the gates that fail, in
+#: threshold order. It is conclusive on 63 of 64 test pairs and has probabilities on all of them,
+#: so the inconclusive and parse-failure gates pass; it agrees with GPT-4 no better than chance.
 REJECTED_ON = ["agreement_rate", "correlation", "agreement_ci_low", "kappa_ci_low"]
 
 
@@ -133,7 +133,7 @@ def test_the_gated_judge_is_the_one_the_validation_rule_chose(study_local_run: P
     recipes = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("judge_eval_bench_recipes", recipes)  # dataclasses look their module up
     spec.loader.exec_module(recipes)
-    rows = recipes.rows_of("swap", study_local_run, "gpt_4")
+    rows = recipes.rows_of("verdict", study_local_run, "gpt_4")
     assert min(rows, key=recipes._rank).judge == study_local_profile.gated[0] == "smollm2_lora@choice"
     validation = list(read_run(study_local_run / "validation", require=("test",)).test)
     assert pick_margin(validation, "smollm2_lora", "gpt_4").margin == study_local_profile.choice_margin
@@ -161,7 +161,7 @@ def test_the_release_gate_rejects_the_distilled_student(study_local_run: Path, s
     failures = gate_failures(study_local_run, study_local_profile)
     assert [f.metric for f in failures] == REJECTED_ON, "\n".join(f.message for f in failures) or "every gate passed"
     n = hand_count(study_local_run, "smollm2_lora@choice")
-    assert (n["items"], n["inconclusive"], n["unparseable"]) == (64, 0, 0)
+    assert (n["items"], n["inconclusive"], n["unparseable"]) == (64, 1, 0)
     where = f"(run {study_local_run}, corrected frame, profile study-local)"
     by_metric = {f.metric: f.message for f in failures}
     rate = n["agreements"] / n["comparable"]
@@ -200,7 +200,7 @@ def test_loosened_thresholds_flip_the_decision(study_local_run: Path, study_dir:
     text = pyproject.read_text("utf-8")
     block = text[text.index("[tool.judge_eval.profiles.study-local.thresholds]"):]
     block = block[:block.index("\n\n")]
-    # below what the chosen student reached (agreement 0.40, r -0.075, interval low 0.28), no above-chance check
+    # below what the chosen student reached (agreement 0.42, r -0.052, interval low 0.31), no above-chance check
     loose = ("[tool.judge_eval.profiles.study-local.thresholds]\nmin_agreement = 0.35\nmin_correlation = -0.1\n"
              "max_inconclusive_rate = 0.25\nmax_parse_failures = 0\nmax_errors = 0\nmin_agreement_ci_low = 0.25\n")
     pyproject.write_text(text.replace(block, loose), "utf-8")
