@@ -100,17 +100,23 @@ def api_key(spec: ModelSpec, *, replay: bool) -> str | None:
                       f"{spec.api_key_env} before recording")
 
 
-def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int = 0, http: Any = None) -> Any:
+def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int = 0, http: Any = None,
+              replay_retries: bool = False) -> Any:
     """A llama-index LLM for ``spec``. Live, it is wrapped in ``RetryingLLM`` (one retry policy
-    for every chat/completion call, the SDK's own retries off); in replay nothing retries.
-    ``http``: a (sync, async) pair of HTTP clients to share (``Context.http``); without it the
-    SDK makes its own per model client."""
+    for every chat/completion call, the SDK's own retries off). In replay nothing retries, unless
+    ``replay_retries``: then a recorded HTTP failure is handled as it was when recorded, its next
+    recorded attempt played back at once (``judge_eval.live.retry.replaying``). ``http``: a
+    (sync, async) pair of HTTP clients to share (``Context.http``); without it the SDK makes its
+    own per model client."""
     llm = _build_llm(spec, replay=replay, http=http)
-    if replay:
+    if replay and not replay_retries:
         return llm
-    from judge_eval.live.retry import RetryingLLM, RetryPolicy
+    from judge_eval.live.retry import RetryingLLM, RetryPolicy, replaying
 
-    return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}", limit=limit)
+    policy = policy or RetryPolicy()
+    if replay:  # no bound: a replay makes no call to any server
+        return RetryingLLM(llm, replaying(policy), what=f"{spec.role} {spec.model}")
+    return RetryingLLM(llm, policy, what=f"{spec.role} {spec.model}", limit=limit)
 
 
 def _shared(http: Any) -> dict[str, Any]:

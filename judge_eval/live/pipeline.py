@@ -317,7 +317,7 @@ def _llm(spec: ModelSpec, replay: bool, ctx: Context | None = None) -> Any:
 
     policy = ctx.retry if ctx is not None else None
     return build_llm(spec, replay=replay, policy=policy, limit=ctx.concurrency if ctx is not None else 0,
-                     http=ctx.http if ctx is not None else None)
+                     http=ctx.http if ctx is not None else None, replay_retries=True)
 
 
 # --------------------------------------------------------------------------- stages

@@ -5,8 +5,13 @@ Every live model call goes through ``RetryingLLM`` (the SDK clients are built wi
 HTTP 429 and 5xx, connection resets, timeouts, and truncated or non-JSON bodies are retried;
 anything else (a 400, a bad key) fails at once. A call that still fails after the last attempt
 raises ``CallFailedError`` with the reason, which the judging stage turns into an explicit
-``error`` verdict for that item. In replay there is no retry at all: a missing recording is
-fatal immediately.
+``error`` verdict for that item.
+
+Replay (``replaying``) follows the recording: a recorded HTTP failure (a 503, a 429, a 400) is
+handled as it was live, so the next recorded attempt is played back at once (no wait) and a call
+that failed for good becomes the same ``error`` verdict. Anything else fails as it would without
+the retry: a missing recording is fatal immediately, and a recorded response the client cannot
+read is the cassette layer's to name (``judge_eval.recording.cassettes``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class RetryPolicy:
     jitter: float = 0.25  # each wait is scaled by a factor in [1 - jitter, 1 + jitter]
     seed: int | None = None
     sleeps: list[float] = field(default_factory=list)  # every wait taken, for reports and tests
+    #: replaying a cassette: only recorded HTTP failures are retried, and never with a wait
+    replay: bool = False
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +72,11 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+
+
+def replaying(policy: RetryPolicy) -> RetryPolicy:
+    """``policy`` for replaying its recording: the same attempts, no waits (see the module)."""
+    return RetryPolicy(attempts=policy.attempts, base=0.0, cap=0.0, jitter=0.0, replay=True)
 
 
 def _status_and_headers(exc: BaseException) -> tuple[int | None, Any]:
@@ -133,6 +145,8 @@ def _wait_after(exc: Exception, attempt: int, policy: RetryPolicy, what: str) ->
     transient, retry_after, reason = classify(exc)
     if reason.startswith("no recording"):
         raise exc
+    if policy.replay and _status_and_headers(exc)[0] is None:
+        raise exc  # not a recorded HTTP response: the cassette layer says what is wrong with it
     if not transient or attempt == policy.attempts:
         raise CallFailedError(f"{what}: {reason}", attempt) from exc
     wait = policy.delay(attempt, retry_after)

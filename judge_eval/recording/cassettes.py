@@ -15,8 +15,9 @@ rules (DESIGN.md, "Cassettes"):
   error.
 - A request with no recording is fatal at once: the error names the cassette, the stage and
   the command that re-records it, and shows the closest recorded request with a short diff of
-  what differs (for body-hash cassettes only that the hashes differ). Replay never retries and
-  never sleeps.
+  what differs (for body-hash cassettes only that the hashes differ). Replay never sleeps; a
+  recorded HTTP failure is retried as it was when recorded, its next recorded attempt played back
+  (``judge_eval.live.retry.replaying``).
 - A replayed response the client cannot parse (a body that is not JSON, ``{"choices": []}``)
   is a ``CassetteError`` naming the cassette, the interaction's 0-based position in its
   ``interactions`` list, the stage and the re-record command.
@@ -25,8 +26,9 @@ rules (DESIGN.md, "Cassettes"):
   recorded response (status, headers, body). The same request recorded twice with different
   responses is legitimate (a replay returns them in order), and so are exact repeats where the
   code asks the same thing again by design: status polls (``GET .../fine_tuning/jobs/...``,
-  ``GET .../batches/...``) and embedding lookups (``POST .../embeddings``: the answers stage
-  embeds each question once per answer model).
+  ``GET .../batches/...``), embedding lookups (``POST .../embeddings``: the answers stage
+  embeds each question once per answer model), and failed attempts (a non-2xx response the call
+  was retried after: a provider can answer the same 503 twice).
 - Recording never writes the cassette in place: it records into a working copy (in the run
   directory's ``partial-cassettes/`` when the pipeline gives one, else ``<name>.yaml.partial``
   beside it) and replaces the cassette with it only when the stage succeeds. A failed recording
@@ -165,6 +167,15 @@ def _repeats_expected(key: tuple[str, str, str, str]) -> bool:
     return any(m.fullmatch(key[0]) and p.search(key[1]) for m, p in REPEATS_EXPECTED)
 
 
+def _succeeded(response: Any) -> bool:
+    """Whether a recorded response has a 2xx status (one without a readable status counts as one)."""
+    try:
+        code = int(response["status"]["code"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return 200 <= code < 300
+
+
 def _check_duplicates(spec: CassetteSpec, path: Path, cass: Any,
                       index: dict[tuple[str, str, str, str], list[int]]) -> None:
     """A duplicated interaction (same match key and same recorded response, where the code does
@@ -174,6 +185,8 @@ def _check_duplicates(spec: CassetteSpec, path: Path, cass: Any,
             continue
         first: dict[str, int] = {}
         for n in found:
+            if not _succeeded(cass.data[n][1]):
+                continue  # a failed attempt, retried: the provider may answer the same error twice
             response = json.dumps(cass.data[n][1], sort_keys=True, default=repr)
             if response in first:
                 raise CassetteError(

@@ -243,3 +243,86 @@ def test_retry_after_values(headers: dict, expected) -> None:
     from judge_eval.live.retry import _retry_after
 
     assert _retry_after(headers) == expected
+
+
+# ------------------------------------------------------------- replaying recorded failures
+
+
+def replay_judge(server: Loopback, spec_root: Path, n: int, attempts: int = 4) -> tuple[list, RetryPolicy]:
+    """Judge ``n`` items replaying the cassette under ``spec_root``, as the pipeline does
+    (``build_llm(replay=True, replay_retries=True)``), with the server answering normally."""
+    server.hook = Schedule([])
+    spec = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url,
+                     timeout=0.5, max_tokens=16)
+    policy = RetryPolicy(attempts=attempts, base=0.01, cap=0.05, seed=0)
+    llm = build_llm(spec, replay=True, policy=policy, replay_retries=True)
+    verdicts, _ = asyncio.run(judge_items(items(n), llm, "teacher"))
+    return verdicts, policy
+
+
+@pytest.mark.parametrize(("faults", "expected"), [
+    # item 0's first call: 503, 503 (the same body twice), then answered: the verdicts are the normal ones
+    ([status(503), status(503)], [("original", 1.0), ("original", 1.0)]),
+    # item 0's first call fails 4 times of 4: an error verdict, recorded and replayed as such
+    ([status(503)] * 4, [("error", None), ("original", 1.0)]),
+    # a non-transient 400: an error verdict at once
+    ([status(400)], [("error", None), ("original", 1.0)]),
+    # the flipped call of item 0 is refused twice with Retry-After, then answered
+    ([None, status(429, "0.01"), status(429, "0.01")], [("original", 1.0), ("original", 1.0)]),
+], ids=["503-503-200", "failed-for-good", "400", "429-on-the-flipped-call"])
+def test_recorded_failures_replay_to_the_recorded_verdicts(server, tmp_path: Path, faults, expected) -> None:
+    from judge_eval.recording.cassettes import CassetteSpec, cassette
+
+    spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
+    with cassette(spec, "all"):
+        recorded, _ = judge(server, faults, n=2, attempts=4)
+    assert [(v.source, v.score) for v in recorded] == expected
+    sent = len(server.requests)
+    with cassette(spec, "none"):
+        replayed, policy = replay_judge(server, tmp_path, n=2, attempts=4)
+    assert len(server.requests) == sent  # nothing reached the server
+    assert policy.sleeps == []  # replay never waits: `replaying` is a copy of the policy with no waits
+    assert [(v.source, v.score, v.extra.get("error"), v.extra.get("attempts")) for v in replayed] == \
+        [(v.source, v.score, v.extra.get("error"), v.extra.get("attempts")) for v in recorded]
+    assert [v.extra.get("raw") for v in replayed] == [v.extra.get("raw") for v in recorded]
+
+
+def test_replay_without_replay_retries_stops_at_a_recorded_failure(server, tmp_path: Path) -> None:
+    """What the pipeline did before: the plain replaying client raised the recorded 503 (the
+    batch stage's second pass and the canary still build it so, on purpose)."""
+    import openai
+
+    from judge_eval.recording.cassettes import CassetteSpec, cassette
+
+    spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
+    with cassette(spec, "all"):
+        judge(server, [status(503)], n=1)
+    model = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url,
+                      timeout=0.5, max_tokens=16)
+    with pytest.raises(openai.APIStatusError, match="503"):
+        with cassette(spec, "none"):
+            asyncio.run(judge_items(items(1), build_llm(model, replay=True), "teacher"))
+
+
+def test_a_replayed_unreadable_body_is_still_named_as_the_cassettes_fault(server, tmp_path: Path) -> None:
+    """A recorded body the client cannot read has no HTTP failure status, so replay does not retry
+    it (which would end in a miss): the cassette layer names the interaction, as before."""
+    from llama_index.core.llms import ChatMessage
+
+    from judge_eval.recording.cassettes import CassetteError, CassetteSpec, cassette
+
+    spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
+    model = ModelSpec(role="teacher", api="openai-like", model="m", label="m", base_url=server.base_url,
+                      timeout=0.5, max_tokens=16)
+    server.hook = lambda path, body: NOT_JSON
+    question = [ChatMessage(role="user", content="one")]
+    with cassette(spec, "all"):
+        with pytest.raises(Exception):  # recorded once, without retries: the live client's own error
+            build_llm(model, replay=True).chat(question)
+    sent = len(server.requests)
+    assert sent == 1
+    replaying = build_llm(model, replay=True, policy=RetryPolicy(attempts=4), replay_retries=True)
+    with pytest.raises(CassetteError, match=r"interaction 0 \(0-based"):
+        with cassette(spec, "none"):
+            replaying.chat(question)
+    assert len(server.requests) == sent
