@@ -7,11 +7,13 @@ anything else (a 400, a bad key) fails at once. A call that still fails after th
 raises ``CallFailedError`` with the reason, which the judging stage turns into an explicit
 ``error`` verdict for that item.
 
-Replay (``replaying``) follows the recording: a recorded HTTP failure (a 503, a 429, a 400) is
-handled as it was live, so the next recorded attempt is played back at once (no wait) and a call
-that failed for good becomes the same ``error`` verdict. Anything else fails as it would without
-the retry: a missing recording is fatal immediately, and a recorded response the client cannot
-read is the cassette layer's to name (``judge_eval.recording.cassettes``).
+Replay (``replaying``) follows the recording, not today's policy: after a recorded transient
+HTTP failure (a 503, a 429) the next recorded attempt is played back at once (no wait), for as
+many attempts as were recorded; a call that failed for good (its recording ends on a failure, or
+on a 400) becomes the same ``error`` verdict, with the same reason and attempt count. Anything
+else fails as it would without the retry: a missing recording is fatal immediately, and a
+recorded response the client cannot read is the cassette layer's to name
+(``judge_eval.recording.cassettes``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ from llama_index.core.llms.llm import LLM
 from pydantic import PrivateAttr
 
 from judge_eval.errors import JudgeEvalError, exception_chain
-
-TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+from judge_eval.recording.cassettes import TRANSIENT_STATUS  # the cassettes' duplicate check reads it too
 
 
 class CallFailedError(JudgeEvalError):
@@ -75,7 +76,8 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 
 def replaying(policy: RetryPolicy) -> RetryPolicy:
-    """``policy`` for replaying its recording: the same attempts, no waits (see the module)."""
+    """``policy`` for replaying a recording: no waits, and as many attempts as were recorded
+    (``_wait_after``), whatever ``policy.attempts`` says now."""
     return RetryPolicy(attempts=policy.attempts, base=0.0, cap=0.0, jitter=0.0, replay=True)
 
 
@@ -139,37 +141,57 @@ def classify(exc: BaseException) -> tuple[bool, float | None, str]:
     return False, None, f"{name}: {str(exc)[:200]}"
 
 
-def _wait_after(exc: Exception, attempt: int, policy: RetryPolicy, what: str) -> float:
-    """How long to wait before the next attempt, or raise: the original error for a replay miss,
-    ``CallFailedError`` for a non-transient error or the last attempt."""
+def _wait_after(exc: Exception, attempt: int, policy: RetryPolicy, what: str,
+                previous: tuple[str, BaseException] | None = None) -> tuple[float, tuple[str, BaseException] | None]:
+    """How long to wait before the next attempt, and the failure to remember for it; or raise: the
+    original error for a replay miss, ``CallFailedError`` for a non-transient error or the last
+    attempt.
+
+    In replay (``policy.replay``) the recording decides, not today's policy: a recorded transient
+    failure is followed by the next recorded attempt, with no wait, however many attempts the
+    policy allows; when the recording has no further attempt (a miss right after a recorded
+    failure) the call failed for good when it was recorded, and fails so again, with that
+    failure's reason and count. A response with no HTTP status (a body the client cannot read)
+    and a first-attempt miss are raised as they are: the cassette layer names them."""
     transient, retry_after, reason = classify(exc)
     if reason.startswith("no recording"):
+        if policy.replay and previous is not None:
+            raise CallFailedError(f"{what}: {previous[0]}", attempt - 1) from previous[1]
         raise exc
-    if policy.replay and _status_and_headers(exc)[0] is None:
-        raise exc  # not a recorded HTTP response: the cassette layer says what is wrong with it
+    if policy.replay:
+        if _status_and_headers(exc)[0] is None:
+            raise exc  # not a recorded HTTP response: the cassette layer says what is wrong with it
+        if not transient:
+            raise CallFailedError(f"{what}: {reason}", attempt) from exc
+        return 0.0, (reason, exc)
     if not transient or attempt == policy.attempts:
         raise CallFailedError(f"{what}: {reason}", attempt) from exc
     wait = policy.delay(attempt, retry_after)
     policy.sleeps.append(wait)
-    return wait
+    return wait, None
 
 
 async def call_async(fn: Callable[[], Awaitable[Any]], policy: RetryPolicy, what: str) -> Any:
-    for attempt in range(1, policy.attempts + 1):
+    attempt, previous = 0, None
+    while True:  # ends: live after policy.attempts (_wait_after raises), in replay when the recording runs out
+        attempt += 1
         try:
             return await fn()
         except Exception as exc:  # noqa: BLE001 - _wait_after re-raises what is not transient
-            await asyncio.sleep(_wait_after(exc, attempt, policy, what))
-    raise AssertionError("unreachable")
+            wait, previous = _wait_after(exc, attempt, policy, what, previous)
+            await asyncio.sleep(wait)
 
 
 def call_sync(fn: Callable[[], Any], policy: RetryPolicy, what: str) -> Any:
-    for attempt in range(1, policy.attempts + 1):
+    attempt, previous = 0, None
+    while True:
+        attempt += 1
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001
-            time.sleep(_wait_after(exc, attempt, policy, what))
-    raise AssertionError("unreachable")
+            wait, previous = _wait_after(exc, attempt, policy, what, previous)
+            if wait:
+                time.sleep(wait)
 
 
 class NoStreaming:

@@ -27,8 +27,9 @@ rules (DESIGN.md, "Cassettes"):
   responses is legitimate (a replay returns them in order), and so are exact repeats where the
   code asks the same thing again by design: status polls (``GET .../fine_tuning/jobs/...``,
   ``GET .../batches/...``), embedding lookups (``POST .../embeddings``: the answers stage
-  embeds each question once per answer model), and failed attempts (a non-2xx response the call
-  was retried after: a provider can answer the same 503 twice).
+  embeds each question once per answer model), and failed attempts (a response with a status
+  the call is retried after, ``TRANSIENT_STATUS``: a provider can answer the same 503 twice; a
+  400 is never retried, so two identical ones are an edit).
 - Recording never writes the cassette in place: it records into a working copy (in the run
   directory's ``partial-cassettes/`` when the pipeline gives one, else ``<name>.yaml.partial``
   beside it) and replaces the cassette with it only when the stage succeeds. A failed recording
@@ -59,6 +60,9 @@ from judge_eval.recording import vcr_private
 from judge_eval.recording.studytext import TextIndex
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
+#: HTTP statuses a live call is retried after (``judge_eval.live.retry``): a recorded one may be
+#: followed by the same request again, even with the same response
+TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 KEEP_REQUEST_HEADERS = frozenset({"content-type"})
 KEEP_RESPONSE_HEADERS = frozenset({"content-type"})
 HASH_PREFIX = "sha256:"
@@ -167,13 +171,12 @@ def _repeats_expected(key: tuple[str, str, str, str]) -> bool:
     return any(m.fullmatch(key[0]) and p.search(key[1]) for m, p in REPEATS_EXPECTED)
 
 
-def _succeeded(response: Any) -> bool:
-    """Whether a recorded response has a 2xx status (one without a readable status counts as one)."""
+def _retried(response: Any) -> bool:
+    """Whether a recorded response has a status a live call is retried after (``TRANSIENT_STATUS``)."""
     try:
-        code = int(response["status"]["code"])
+        return int(response["status"]["code"]) in TRANSIENT_STATUS
     except (KeyError, TypeError, ValueError):
-        return True
-    return 200 <= code < 300
+        return False
 
 
 def _check_duplicates(spec: CassetteSpec, path: Path, cass: Any,
@@ -185,8 +188,8 @@ def _check_duplicates(spec: CassetteSpec, path: Path, cass: Any,
             continue
         first: dict[str, int] = {}
         for n in found:
-            if not _succeeded(cass.data[n][1]):
-                continue  # a failed attempt, retried: the provider may answer the same error twice
+            if _retried(cass.data[n][1]):
+                continue  # a failed attempt, retried: the provider may answer the same 503 twice
             response = json.dumps(cass.data[n][1], sort_keys=True, default=repr)
             if response in first:
                 raise CassetteError(

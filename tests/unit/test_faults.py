@@ -326,3 +326,44 @@ def test_a_replayed_unreadable_body_is_still_named_as_the_cassettes_fault(server
         with cassette(spec, "none"):
             replaying.chat(question)
     assert len(server.requests) == sent
+
+
+@pytest.mark.parametrize(("faults", "recorded_attempts", "replay_attempts", "expected"), [
+    # recorded with 4 attempts: 503, 503, 503, then answered; replayed under a policy of 3
+    ([status(503)] * 3, 4, 3, ("original", 1.0, None)),
+    # recorded with 4 attempts, all refused (failed for good); replayed under a policy of 6
+    ([status(503)] * 4, 4, 6, ("error", None, 4)),
+], ids=["more-recorded-than-allowed-now", "fewer-recorded-than-allowed-now"])
+def test_replay_follows_the_recorded_attempts_not_todays_policy(server, tmp_path: Path, faults, recorded_attempts,
+                                                                replay_attempts, expected) -> None:
+    from judge_eval.recording.cassettes import CassetteSpec, cassette
+
+    spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
+    with cassette(spec, "all"):
+        recorded, _ = judge(server, faults, n=1, attempts=recorded_attempts)
+    (first,) = recorded
+    assert (first.source, first.score, first.extra.get("attempts")) == expected
+    with cassette(spec, "none"):
+        replayed, _ = replay_judge(server, tmp_path, n=1, attempts=replay_attempts)
+    (again,) = replayed
+    assert (again.source, again.score, again.extra.get("attempts"), again.extra.get("error")) == \
+        (first.source, first.score, first.extra.get("attempts"), first.extra.get("error"))
+
+
+def test_a_duplicated_non_transient_failure_is_still_an_edit(server, tmp_path: Path) -> None:
+    """A 400 is never retried, so two identical recorded 400s for one request can only come from
+    an edit; identical 503s can come from a provider (see above)."""
+    import yaml
+
+    from judge_eval.recording.cassettes import CassetteError, CassetteSpec, cassette
+
+    spec = CassetteSpec(root=tmp_path, profile="local", stage="teacher", split="test")
+    with cassette(spec, "all"):
+        judge(server, [status(400)], n=1)
+    data = yaml.safe_load(spec.path.read_text("utf-8"))
+    assert data["interactions"][0]["response"]["status"]["code"] == 400
+    data["interactions"].insert(1, data["interactions"][0])
+    spec.path.write_text(yaml.safe_dump(data), "utf-8")
+    with pytest.raises(CassetteError, match=r"interactions 0 and 1 .* a duplicated interaction"):
+        with cassette(spec, "none"):
+            replay_judge(server, tmp_path, n=1)
