@@ -263,9 +263,11 @@ def _compared_context(c: Comparison | ScoreComparison) -> str:
     reference = f"{c.reference_missing} missing"
     if c.reference_conclusive is not None:
         reference = f"{c.items - c.reference_missing - c.reference_conclusive} not conclusive, " + reference
-    return (f" of {c.items} items where both the judge and the reference are conclusive (judge: {c.inconclusive} "
+    where = "are conclusive" if c.ties == "with" else "are conclusive and neither says tie"
+    ties = "" if c.ties == "with" else f"; {c.tie_items} dropped as ties"
+    return (f" of {c.items} items where both the judge and the reference {where} (judge: {c.inconclusive} "
             f"inconclusive, {c.parse_failures} parse failures, {c.errors} errors, {c.missing} missing; reference: "
-            f"{reference})")
+            f"{reference}{ties})")
 
 
 def _score_check(c: ScoreComparison, key: str) -> tuple[str, float | int | None, str, str, str, str]:

@@ -334,7 +334,8 @@ def _group_markdown(g: GroupMetrics, ties: str, frame: str = GROUP_FRAME) -> lis
 
 _TIES_SHORT = {"with": "ties with (MT-Bench S1)", "without": "ties without (MT-Bench S2: tie items dropped)"}
 _NOT_MET = {">=": "<", "<=": ">", ">": "<="}
-_PAIRWISE = frozenset({"agreement_rate", "correlation", "agreement_ci_low", "kappa_ci_low"})  # gates that depend on frame and ties
+_PAIRWISE = frozenset({"agreement_rate", "correlation", "agreement_ci_low", "kappa_ci_low",
+                       "compared"})  # gates that depend on frame and ties
 _STAR = " \\*"  # the gated mark in Markdown, escaped: a bare * would start emphasis
 
 

@@ -23,7 +23,7 @@ from judge_eval.gating.gates import check_run, gate_results
 
 pytest_plugins = ["pytester"]
 
-SOURCES = {"A": (1.0, "original"), "B": (0.0, "original"), "tie": (None, "neither"),
+SOURCES = {"A": (1.0, "original"), "B": (0.0, "original"), "tie": (None, "neither"), "tied": (0.5, "original"),
            "parse": (None, "output-cannot-be-parsed"), "error": (None, "error")}
 
 
@@ -159,3 +159,27 @@ def test_the_plugin_fails_the_min_compared_case_with_its_message(pytester: pytes
     ])
     result.stdout.fnmatch_lines(["*gate failed: judge 'cand', compared: measured 0 of 4 items where both the judge "
                                  "and the reference are conclusive*allowed >= 1 (run *run, corrected frame, profile p)"])
+
+
+def test_without_ties_the_message_says_how_many_items_were_dropped_as_ties(tmp_path: Path) -> None:
+    # the judge says tie on all 4 pairs (a conclusive verdict): with ties they are compared, 4 of 4
+    # (and disagree); without ties all 4 are dropped, so nothing is compared
+    run = pair_run(tmp_path / "run", ["A", "B", "A", "B"], ["tied"] * 4)
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[tool.judge_eval.profiles.p]\nreference = "teacher"\ngated = ["cand"]\nties = "without"\n')
+    (message,) = failures(run, path)
+    assert message == (
+        "gate failed: judge 'cand', compared: measured 0 of 4 items where both the judge and the reference are "
+        "conclusive and neither says tie (judge: 0 inconclusive, 0 parse failures, 0 errors, 0 missing; reference: "
+        "0 not conclusive, 0 missing; 4 dropped as ties), allowed >= 1 (run R, corrected frame, ties without, "
+        "profile p)")
+    with_ties = tmp_path / "with.toml"
+    with_ties.write_text('[tool.judge_eval.profiles.p]\nreference = "teacher"\ngated = ["cand"]\n')
+    assert failures(run, with_ties) == []
+    # a report that shows the table with ties names the tie mode the gate read
+    from judge_eval.reporting.report import gate_line, _elsewhere
+
+    (result,) = [r for r in gate_results(run_metrics(read_run(run).test, "teacher"), load_profile("p", path),
+                                         run_dir="R") if r.threshold == "min_compared"]
+    assert gate_line(result) + _elsewhere(result, "corrected", "with") == \
+        "FAIL cand compared 0 (of 4) < allowed 1 (corrected frame, ties without)"
