@@ -113,10 +113,9 @@ def build_llm(spec: ModelSpec, *, replay: bool, policy: Any = None, limit: int =
         return llm
     from judge_eval.live.retry import RetryingLLM, RetryPolicy, replaying
 
-    policy = policy or RetryPolicy()
     if replay:  # no bound: a replay makes no call to any server
-        return RetryingLLM(llm, replaying(policy), what=f"{spec.role} {spec.model}")
-    return RetryingLLM(llm, policy, what=f"{spec.role} {spec.model}", limit=limit)
+        return RetryingLLM(llm, replaying(), what=f"{spec.role} {spec.model}")
+    return RetryingLLM(llm, policy or RetryPolicy(), what=f"{spec.role} {spec.model}", limit=limit)
 
 
 def _shared(http: Any) -> dict[str, Any]:

@@ -75,10 +75,10 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
-def replaying(policy: RetryPolicy) -> RetryPolicy:
-    """``policy`` for replaying a recording: no waits, and as many attempts as were recorded
-    (``_wait_after``), whatever ``policy.attempts`` says now."""
-    return RetryPolicy(attempts=policy.attempts, base=0.0, cap=0.0, jitter=0.0, replay=True)
+def replaying() -> RetryPolicy:
+    """The policy for replaying a recording: no waits, and as many attempts as were recorded
+    (``_wait_after``), whatever the live policy's ``attempts`` says now."""
+    return RetryPolicy(base=0.0, cap=0.0, jitter=0.0, replay=True)
 
 
 def _status_and_headers(exc: BaseException) -> tuple[int | None, Any]:

@@ -378,6 +378,11 @@ def _row(c: Comparison) -> tuple[str, ...]:
             sig(c.correlation), sig(c.kappa))
 
 
+def _conclusive(c: Comparison) -> int:
+    """The judge's conclusive verdicts among ``c``'s items."""
+    return c.items - c.missing - c.inconclusive - c.parse_failures - c.errors
+
+
 def na_lines(comparisons: Iterable[Comparison], reference_conclusive: int | None = None) -> list[str]:
     """``na_line`` of each judge, in order, except that judges with nothing compared for the same
     reason share one line (``n/a a, a@choice: no item where ... (conclusive verdicts of 64: a 0,
@@ -397,7 +402,7 @@ def na_lines(comparisons: Iterable[Comparison], reference_conclusive: int | None
             shared[why], names[why], counts[why], total_of[why] = len(lines), [], [], c.items
             lines.append("")
         names[why].append(c.judge)
-        counts[why].append(f"{c.judge} {c.items - c.missing - c.inconclusive - c.parse_failures - c.errors}")
+        counts[why].append(f"{c.judge} {_conclusive(c)}")
         ref = [f"{c.reference} {reference_conclusive}"] if reference_conclusive is not None else []
         lines[shared[why]] = (f"n/a {', '.join(names[why])}: {why} (conclusive verdicts of {total_of[why]}: "
                               f"{', '.join([*counts[why], *ref])})")
@@ -412,7 +417,7 @@ def na_line(c: Comparison, reference_conclusive: int | None = None) -> str | Non
         return None
     if c.total == 0:  # one cause for all of them
         why = _reason(c.notes.get("agreement_rate", "no item where both judges are conclusive"))
-        conclusive = c.items - c.missing - c.inconclusive - c.parse_failures - c.errors
+        conclusive = _conclusive(c)
         ref = f", {c.reference} {reference_conclusive}" if reference_conclusive is not None else ""
         return f"n/a {c.judge}: {why} (conclusive verdicts of {c.items}: {c.judge} {conclusive}{ref})"
     reasons: dict[str, list[str]] = {}

@@ -281,7 +281,7 @@ def test_recorded_failures_replay_to_the_recorded_verdicts(server, tmp_path: Pat
     with cassette(spec, "none"):
         replayed, policy = replay_judge(server, tmp_path, n=2, attempts=4)
     assert len(server.requests) == sent  # nothing reached the server
-    assert policy.sleeps == []  # replay never waits: `replaying` is a copy of the policy with no waits
+    assert policy.sleeps == []  # the live policy is not used in replay (`replaying` has no waits)
     assert [(v.source, v.score, v.extra.get("error"), v.extra.get("attempts")) for v in replayed] == \
         [(v.source, v.score, v.extra.get("error"), v.extra.get("attempts")) for v in recorded]
     assert [v.extra.get("raw") for v in replayed] == [v.extra.get("raw") for v in recorded]
