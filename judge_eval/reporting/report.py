@@ -387,26 +387,32 @@ def na_lines(comparisons: Iterable[Comparison], reference_conclusive: int | None
     """``na_line`` of each judge, in order, except that judges with nothing compared for the same
     reason share one line (``n/a a, a@choice: no item where ... (conclusive verdicts of 64: a 0,
     a@choice 0, ref 60)``): one cause, said once, every judge and count still named."""
-    lines: list[str] = []
-    shared: dict[str, int] = {}  # reason -> its position in lines
-    names: dict[str, list[str]] = {}
-    counts: dict[str, list[str]] = {}
-    total_of: dict[str, int] = {}
+    entries: list[str | tuple[str, list[Comparison]]] = []  # a line, or a reason and its judges
+    shared: dict[str, list[Comparison]] = {}
     for c in comparisons:
         if c.total != 0:
             if (line := na_line(c, reference_conclusive)) is not None:
-                lines.append(line)
+                entries.append(line)
             continue
-        why = _reason(c.notes.get("agreement_rate", "no item where both judges are conclusive"))
+        why = _nothing_compared_reason(c)
         if why not in shared:
-            shared[why], names[why], counts[why], total_of[why] = len(lines), [], [], c.items
-            lines.append("")
-        names[why].append(c.judge)
-        counts[why].append(f"{c.judge} {_conclusive(c)}")
-        ref = [f"{c.reference} {reference_conclusive}"] if reference_conclusive is not None else []
-        lines[shared[why]] = (f"n/a {', '.join(names[why])}: {why} (conclusive verdicts of {total_of[why]}: "
-                              f"{', '.join([*counts[why], *ref])})")
-    return lines
+            shared[why] = []
+            entries.append((why, shared[why]))
+        shared[why].append(c)
+    return [e if isinstance(e, str) else _nothing_compared(*e, reference_conclusive) for e in entries]
+
+
+def _nothing_compared_reason(c: Comparison) -> str:
+    return _reason(c.notes.get("agreement_rate", "no item where both judges are conclusive"))
+
+
+def _nothing_compared(why: str, judges: list[Comparison], reference_conclusive: int | None) -> str:
+    """The n/a line of judges compared on no item, for reason ``why``."""
+    counts = [f"{c.judge} {_conclusive(c)}" for c in judges]
+    if reference_conclusive is not None:
+        counts.append(f"{judges[0].reference} {reference_conclusive}")
+    return (f"n/a {', '.join(c.judge for c in judges)}: {why} (conclusive verdicts of {judges[0].items}: "
+            f"{', '.join(counts)})")
 
 
 def na_line(c: Comparison, reference_conclusive: int | None = None) -> str | None:
@@ -416,10 +422,7 @@ def na_line(c: Comparison, reference_conclusive: int | None = None) -> str | Non
     if not undefined:
         return None
     if c.total == 0:  # one cause for all of them
-        why = _reason(c.notes.get("agreement_rate", "no item where both judges are conclusive"))
-        conclusive = _conclusive(c)
-        ref = f", {c.reference} {reference_conclusive}" if reference_conclusive is not None else ""
-        return f"n/a {c.judge}: {why} (conclusive verdicts of {c.items}: {c.judge} {conclusive}{ref})"
+        return _nothing_compared(_nothing_compared_reason(c), [c], reference_conclusive)
     reasons: dict[str, list[str]] = {}
     for label, key in undefined:
         reasons.setdefault(_reason(c.notes.get(key, "undefined")), []).append(label)
